@@ -1,0 +1,7 @@
+-- The seed review's first verification query: is_nullable must be 'NO' for all four.
+SELECT table_name AS "table", column_name AS "column", is_nullable
+FROM information_schema.columns
+WHERE table_schema = current_schema()
+  AND table_name = ANY(%(tables)s::text[])
+  AND column_name = 'workspaceId'
+ORDER BY table_name

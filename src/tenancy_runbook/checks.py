@@ -1,0 +1,71 @@
+"""Queries more than one stage asks: column states, NULL counts, locks."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pandas as pd
+import psycopg
+
+from . import TENANT_TABLES, db
+from .errors import GateFailed
+
+
+def column_state(conn: psycopg.Connection, tables=TENANT_TABLES) -> pd.DataFrame:
+    """One row per table: whether it exists and its workspaceId column's state."""
+    return db.frame(conn, "common/column_state", {"tables": list(tables)})
+
+
+def null_counts(conn: psycopg.Connection) -> pd.DataFrame:
+    """Rows and NULL workspaceIds per tenant table; a missing column counts every row as NULL."""
+    states = column_state(conn).set_index("table")["workspaceId"]
+    out = []
+    for table in TENANT_TABLES:
+        if states[table] == "absent":
+            total = db.one(conn, "common/row_count", table=table)["rows"]
+            out.append({"table": table, "rows": total, "nulls": total, "column": "absent"})
+        else:
+            counts = db.one(conn, "common/null_count", table=table)
+            out.append({"table": table, **counts, "column": states[table]})
+    return pd.DataFrame(out, columns=["table", "rows", "nulls", "column"])
+
+
+def null_message(counts: pd.DataFrame) -> str:
+    """The seed review's Option B message, with the counts per table and what to do."""
+    per_table = ", ".join(f"{r.table}: {r.nulls}" for r in counts.itertuples())
+    return (f"Cannot enforce NOT NULL: NULL values found. {per_table}. "
+            "Run the backfill (stage 20_backfill) first, then 30_check_backfill; "
+            "rows the rule cannot place are listed by 00_preflight.")
+
+
+def require_columns(conn: psycopg.Connection, stage: str) -> None:
+    """Refuse (GateFailed) when migration 1 has not added every workspaceId column."""
+    states = column_state(conn)
+    missing = states.loc[~states["table_present"], "table"].tolist()
+    if missing:
+        raise GateFailed(f"{stage}: tables missing: {', '.join(missing)}. Point DATABASE_URL "
+                         "at the Data Hub database (00_preflight shows what it found).")
+    absent = states.loc[states["workspaceId"] == "absent", "table"].tolist()
+    if absent:
+        raise GateFailed(f"{stage}: no workspaceId column on {', '.join(absent)}. "
+                         "Run stage 10_add_workspace_columns (migration 1) first.")
+
+
+@contextmanager
+def ddl_transaction(conn: psycopg.Connection, lock_timeout: str, what: str):
+    """A transaction whose statements wait at most ``lock_timeout`` for a lock.
+
+    A lock that cannot be had ends it with a GateFailed naming what was attempted and
+    what to do, instead of queueing every later query on the table behind it.
+    """
+    try:
+        with conn.transaction():
+            db.execute(conn, "common/set_lock_timeout", {"lock_timeout": str(lock_timeout)})
+            yield
+    except psycopg.errors.LockNotAvailable as exc:
+        raise GateFailed(
+            f"{what}: could not get a lock within lock_timeout={lock_timeout} "
+            f"({str(exc).strip()}); another session holds it. Nothing was changed. "
+            "Find it in pg_stat_activity / pg_locks, let it finish, then run the stage again "
+            "(or raise lock_timeout if a longer wait is acceptable)."
+        ) from None

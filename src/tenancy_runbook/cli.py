@@ -1,0 +1,72 @@
+"""tenancy-runbook: the command line. It only parses arguments and reports."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__, runbook, runner
+from .db import redact
+from .errors import RunbookError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except RunbookError as exc:
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tenancy-runbook", description=(
+        "Run the Data Hub tenancy migration as a papermill runbook. "
+        "The database comes from the DATABASE_URL environment variable."))
+    parser.add_argument("--version", action="version", version=__version__)
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="execute a runbook's stages in order")
+    run.add_argument("runbook", type=Path, help="runbook file, e.g. runbooks/datahub-tenancy.yaml")
+    run.add_argument("--run-dir", type=Path, help="where to write the executed notebooks "
+                     "(default: outputs/<UTC timestamp>-<short id>/)")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                     metavar=("NAME", "VALUE"), help="set a parameter for every stage that declares it")
+    run.add_argument("--from", dest="start", metavar="STAGE", help="first stage to run (notebook stem)")
+    run.add_argument("--to", dest="stop", metavar="STAGE", help="last stage to run (notebook stem)")
+    run.set_defaults(handler=_run)
+
+    from . import demo
+    demo.add_arguments(sub.add_parser("demo", help="run the whole runbook on a throwaway embedded "
+                                      "PostgreSQL seeded with synthetic Data Hub data"))
+    return parser
+
+
+def _run(args) -> int:
+    overrides = {name: runbook.parse_value(value) for name, value in args.parameter}
+    book = runbook.load(args.runbook, overrides)
+    stages = book.select(args.start, args.stop)
+    run_dir = args.run_dir or runner.new_run_dir()
+    return report(runner.run(stages, run_dir, on_stage=print_stage), run_dir)
+
+
+def print_stage(result: runner.StageResult) -> None:
+    print(f"{result.name:<28} {result.status:<12} {result.seconds:7.1f}s", flush=True)
+    if not result.ok:
+        for line in result.message.strip().splitlines() or ["(no message)"]:
+            print(f"    {line}")
+        print(f"    see {result.output}")
+
+
+def report(results: list[runner.StageResult], run_dir: Path) -> int:
+    print(f"run directory: {run_dir}")
+    return 0 if results and all(r.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

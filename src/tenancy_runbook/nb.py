@@ -1,0 +1,48 @@
+"""What the notebooks call besides their stage module: connecting, charts, ``%sql``."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import psycopg
+
+from . import db
+
+
+def connect(read_only: bool = False) -> psycopg.Connection:
+    """Connect to DATABASE_URL and say where (never with the password)."""
+    pd.set_option("display.max_colwidth", 120)
+    pd.set_option("display.max_rows", 200)
+    url = db.database_url()
+    conn = db.connect(url, read_only=read_only)
+    mode = "read-only session" if read_only else "read-write session"
+    print(f"Connected to {db.describe(url)} ({mode})")
+    return conn
+
+
+def enable_sql_magic(displaylimit: int = 50) -> None:
+    """Load ipython-sql and connect ``%sql`` to DATABASE_URL.
+
+    The URL goes to the magic directly, so it is never written into a cell; ipython-sql
+    prints it with the password masked. ``%sql`` is for exploring: it prints a failing
+    statement's error and carries on, so no gate rests on it.
+    """
+    from IPython import get_ipython
+
+    ip = get_ipython()
+    if ip is None:
+        raise RuntimeError("enable_sql_magic() needs IPython (a notebook or ipython)")
+    ip.run_line_magic("load_ext", "sql")
+    ip.run_line_magic("config", f"SqlMagic.displaylimit = {int(displaylimit)}")
+    ip.run_line_magic("sql", db.sqlalchemy_url())
+
+
+def bar(frame: pd.DataFrame, x: str, y: str | list[str], title: str, ylabel: str = "rows"):
+    """A bar chart of ``frame`` (shown inline; zero bars are drawn as zero)."""
+    ax = frame.plot.bar(x=x, y=y, title=title, rot=0, legend=isinstance(y, list), figsize=(7, 3))
+    ax.set_ylabel(ylabel)
+    ax.set_xlabel("")
+    for container in ax.containers:
+        ax.bar_label(container, fmt="%d")
+    plt.tight_layout()
+    plt.show()

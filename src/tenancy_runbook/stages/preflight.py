@@ -1,0 +1,76 @@
+"""00_preflight: what the database is, what state it is in, and whether the backfill can succeed.
+
+Read-only. The gate stops the runbook before any write when the backfill cannot succeed.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import psycopg
+
+from .. import DATAHUB_TABLES, TENANT_TABLES, checks, db
+
+PROVIDERS_CHART_COLUMNS = ["provider", "colliding_pairs", "connections"]
+
+
+def server(conn: psycopg.Connection) -> dict:
+    return db.one(conn, "preflight/server")
+
+
+def tables(conn: psycopg.Connection) -> pd.DataFrame:
+    """Every Data Hub table the migration reads or writes, and whether it exists."""
+    states = checks.column_state(conn, DATAHUB_TABLES)
+    return states[["table", "table_present"]].rename(columns={"table_present": "present"})
+
+
+def missing_tables(table_frame: pd.DataFrame) -> list[str]:
+    return table_frame.loc[~table_frame["present"], "table"].tolist()
+
+
+def counts(conn: psycopg.Connection) -> pd.DataFrame:
+    """Rows, NULL workspaceIds and the column's state for each of the four tables."""
+    return checks.null_counts(conn)
+
+
+def collisions(conn: psycopg.Connection) -> pd.DataFrame:
+    """(workspaceId, provider) pairs the backfill would give to more than one connection."""
+    return db.frame(conn, "preflight/collisions")
+
+
+def collisions_by_provider(collision_frame: pd.DataFrame, conn: psycopg.Connection) -> pd.DataFrame:
+    """For the chart: colliding pairs and connections involved, per provider (zeros included)."""
+    providers = sorted(r["provider"] for r in db.rows(conn, "preflight/providers"))
+    grouped = (collision_frame.groupby("provider")
+               .agg(colliding_pairs=("connections", "size"), connections=("connections", "sum"))
+               if len(collision_frame) else pd.DataFrame(columns=PROVIDERS_CHART_COLUMNS[1:]))
+    out = pd.DataFrame({"provider": providers}).merge(
+        grouped, how="left", left_on="provider", right_index=True)
+    return out.fillna(0).astype({"colliding_pairs": int, "connections": int})[PROVIDERS_CHART_COLUMNS]
+
+
+def unplaceable_users(conn: psycopg.Connection) -> pd.DataFrame:
+    """Orphan and ambiguous users who own rows that still need a workspaceId."""
+    return db.frame(conn, "preflight/unplaceable_users")
+
+
+def problems(collision_frame: pd.DataFrame, unplaced: pd.DataFrame, limit: int = 20) -> list[str]:
+    """Why the backfill cannot succeed, each with what to do; empty when it can."""
+    out = []
+    if len(collision_frame):
+        pairs = "; ".join(f"({r.workspaceId}, {r.provider}): {', '.join(r.connection_ids)}"
+                          for r in collision_frame.head(limit).itertuples())
+        out.append(
+            f"{len(collision_frame)} (workspaceId, provider) collision(s) over "
+            f"{int(collision_frame['connections'].sum())} connections: the unique index "
+            f"Connection_workspaceId_provider_key would reject them mid-backfill. {pairs}. "
+            "Decide which connection each workspace keeps (merge or delete the others, with "
+            "their MetricDaily and Insight rows), then run the runbook again.")
+    if len(unplaced):
+        rows = int(unplaced[["connections", "metric_rows", "insights", "chat_messages"]].sum().sum())
+        users = "; ".join(f"{r.userId} <{r.email}> ({r.kind}, owns {r.owned_workspaces})"
+                          for r in unplaced.head(limit).itertuples())
+        out.append(
+            f"{len(unplaced)} user(s) the backfill rule cannot place own {rows} rows: {users}. "
+            "Set User.defaultWorkspaceId for each (or make them OWNER of exactly one "
+            "workspace), then run the runbook again.")
+    return out
