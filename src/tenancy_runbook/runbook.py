@@ -14,6 +14,7 @@ the wrong type, is a RunbookError (exit 2) that names it.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,8 +60,12 @@ class Runbook:
         return self.stages[first:last + 1]
 
 
-def load(path: str | Path, overrides: dict | None = None) -> Runbook:
-    """Read and check a runbook file, with ``-p NAME VALUE`` overrides applied."""
+def load(path: str | Path, overrides: dict[str, str] | None = None) -> Runbook:
+    """Read and check a runbook file, with ``-p NAME VALUE`` overrides (as typed) applied.
+
+    An override is read as YAML (``true``, ``5``, ``0.5``) except for a parameter whose
+    default is a string, which takes the text exactly as typed.
+    """
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -70,12 +75,14 @@ def load(path: str | Path, overrides: dict | None = None) -> Runbook:
         doc = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         raise RunbookError(f"runbook {path} is not valid YAML: {exc}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("stages"), list) or not doc["stages"]:
+    if not isinstance(doc, dict):
         raise RunbookError(f"runbook {path} must be a mapping with a non-empty 'stages' list")
     unknown_keys = set(doc) - {"name", "description", "parameters", "stages"}
     if unknown_keys:
         raise RunbookError(f"runbook {path}: unknown key(s) {', '.join(sorted(unknown_keys))}; "
                            "allowed: name, description, parameters, stages")
+    if not isinstance(doc.get("stages"), list) or not doc["stages"]:
+        raise RunbookError(f"runbook {path} must be a mapping with a non-empty 'stages' list")
     common = _mapping(doc.get("parameters"), f"{path}: 'parameters'")
     stages = [_stage(entry, i, path) for i, entry in enumerate(doc["stages"], 1)]
     names = [s.name for s in stages]
@@ -91,7 +98,7 @@ def load(path: str | Path, overrides: dict | None = None) -> Runbook:
     for stage in stages:
         merged = {k: v for k, v in common.items() if k in stage.declared}
         merged.update(stage.parameters)
-        merged.update({k: v for k, v in overrides.items() if k in stage.declared})
+        merged.update({k: _typed(stage, k, v) for k, v in overrides.items() if k in stage.declared})
         for name, value in merged.items():
             _check_type(stage, name, value)
         stage.parameters = merged
@@ -99,8 +106,10 @@ def load(path: str | Path, overrides: dict | None = None) -> Runbook:
                    sha256=hashlib.sha256(raw).hexdigest())
 
 
-def parse_value(text: str):
-    """A ``-p`` value as YAML reads it: true, 5, 0.5, or a string."""
+def _typed(stage: Stage, name: str, text):
+    """A ``-p`` value: the text itself for a string parameter, else as YAML reads it."""
+    if not isinstance(text, str) or _declared_type(stage.declared[name]) == "str":
+        return text
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
@@ -142,8 +151,19 @@ def _all_declared(stages: list[Stage]) -> set[str]:
     return {name for s in stages for name in s.declared}
 
 
+def _declared_type(info: dict) -> str:
+    """The parameter's type: its annotation, else the type of its default value."""
+    declared = info.get("inferred_type_name", "None")
+    if declared != "None":
+        return declared
+    try:
+        return type(ast.literal_eval(info.get("default", ""))).__name__
+    except (ValueError, SyntaxError):
+        return "None"
+
+
 def _check_type(stage: Stage, name: str, value) -> None:
-    expected = stage.declared[name].get("inferred_type_name", "None")
+    expected = _declared_type(stage.declared[name])
     allowed = _TYPES.get(expected)
     if allowed is None:
         return

