@@ -40,3 +40,14 @@ def run(conn: psycopg.Connection, lock_timeout: str) -> pd.DataFrame:
         out.append({"table": table, "rows_updated": updated,
                     "seconds": round(time.monotonic() - started, 3)})
     return pd.DataFrame(out)
+
+
+def leftover(conn: psycopg.Connection) -> pd.DataFrame:
+    """NULLs left per table, split into rows the rule cannot place and rows it could have."""
+    nulls = checks.null_counts(conn)
+    unplaced = db.frame(conn, "preflight/unplaceable_users")
+    per_table = {"Connection": "connections", "MetricDaily": "metric_rows",
+                 "Insight": "insights", "ChatMessage": "chat_messages"}
+    nulls["unplaceable"] = [int(unplaced[per_table[t]].sum()) if len(unplaced) else 0 for t in nulls["table"]]
+    nulls["unexplained"] = nulls["nulls"] - nulls["unplaceable"]
+    return nulls[["table", "rows", "nulls", "unplaceable", "unexplained"]]

