@@ -52,7 +52,7 @@ def _run(args) -> int:
     book = runbook.load(args.runbook, overrides)
     stages = book.select(args.start, args.stop)
     run_dir = args.run_dir or runner.new_run_dir()
-    return report(runner.run(stages, run_dir, on_stage=print_stage), run_dir)
+    return report(runner.run(stages, run_dir, on_stage=print_stage), run_dir, stages)
 
 
 def print_stage(result: runner.StageResult) -> None:
@@ -63,7 +63,9 @@ def print_stage(result: runner.StageResult) -> None:
         print(f"    see {result.output}")
 
 
-def report(results: list[runner.StageResult], run_dir: Path) -> int:
+def report(results: list[runner.StageResult], run_dir: Path, planned=()) -> int:
+    for stage in list(planned)[len(results):]:
+        print(f"{stage.name:<28} {'not run':<12}")
     print(f"run directory: {run_dir}")
     return 0 if results and all(r.ok for r in results) else 1
 

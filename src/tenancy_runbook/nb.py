@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import pandas as pd
 import psycopg
 
@@ -42,6 +43,9 @@ def bar(frame: pd.DataFrame, x: str, y: str | list[str], title: str, ylabel: str
     ax = frame.plot.bar(x=x, y=y, title=title, rot=0, legend=isinstance(y, list), figsize=(7, 3))
     ax.set_ylabel(ylabel)
     ax.set_xlabel("")
+    top = frame[y].to_numpy().max() if len(frame) else 0
+    ax.set_ylim(0, max(1, float(top) * 1.15))        # all zeros still reads as zero
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     for container in ax.containers:
         ax.bar_label(container, fmt="%d")
     plt.tight_layout()

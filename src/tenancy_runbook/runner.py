@@ -46,11 +46,9 @@ class StageResult:
 
 
 def new_run_dir(base: Path = OUTPUTS_DIR) -> Path:
-    """outputs/<UTC timestamp>-<short id>/, created."""
+    """outputs/<UTC timestamp>-<short id>/ (created by run(), once the database answers)."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    path = Path(base) / f"{stamp}-{uuid.uuid4().hex[:6]}"
-    path.mkdir(parents=True, exist_ok=False)
-    return path
+    return Path(base) / f"{stamp}-{uuid.uuid4().hex[:6]}"
 
 
 def run(stages: list[Stage], run_dir: Path,

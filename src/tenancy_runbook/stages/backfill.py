@@ -15,11 +15,11 @@ import psycopg
 from .. import checks, db
 from ..errors import GateFailed
 
-STEPS = (
-    ("Connection", "backfill/connection"),
+STEPS = (  # table, its statement in sql/
+    ("Connection", "backfill/user_rows"),
     ("MetricDaily", "backfill/metric_daily"),
     ("Insight", "backfill/insight"),
-    ("ChatMessage", "backfill/chat_message"),
+    ("ChatMessage", "backfill/user_rows"),
 )
 
 
@@ -31,7 +31,7 @@ def run(conn: psycopg.Connection, lock_timeout: str) -> pd.DataFrame:
         started = time.monotonic()
         try:
             with checks.ddl_transaction(conn, lock_timeout, f"backfill of {table}"):
-                updated = db.execute(conn, statement)
+                updated = db.execute(conn, statement, table=table)
         except psycopg.errors.UniqueViolation as exc:
             raise GateFailed(
                 f"backfill of {table} stopped: {str(exc).strip()}. Two connections map to "

@@ -1,5 +1,6 @@
--- Connection: its user's workspace. Only rows still NULL, so a re-run continues where the
--- last one stopped; users the rule cannot place keep NULL (preflight lists them).
+-- Connection and ChatMessage ({table}): the row's user's workspace. Only rows still NULL, so
+-- a re-run continues where the last one stopped; users the rule cannot place keep NULL
+-- (preflight lists them).
 WITH user_workspace AS (
     -- The backfill rule for a user (datahub-app.md): User.defaultWorkspaceId when set,
     -- otherwise the one workspace the user OWNS. No default and zero or several owned
@@ -15,9 +16,9 @@ WITH user_workspace AS (
         HAVING count(*) = 1
     ) owned ON owned."userId" = u."id"
 )
-UPDATE "Connection" c
+UPDATE {table} r
 SET "workspaceId" = uw."workspaceId"
 FROM user_workspace uw
-WHERE c."workspaceId" IS NULL
-  AND uw."userId" = c."userId"
+WHERE r."workspaceId" IS NULL
+  AND uw."userId" = r."userId"
   AND uw."workspaceId" IS NOT NULL
