@@ -18,12 +18,17 @@ STAGES = ["00_preflight", "10_add_workspace_columns", "20_backfill", "30_check_b
           "40_enforce_not_null", "50_post_verify"]
 
 
-def stage_lines(stdout: str) -> dict:
-    """{stage: status} from the CLI's one-line-per-stage report."""
+def stage_lines(stdout: str, with_not_run: bool = False) -> dict:
+    """{stage: status} from the CLI's one-line-per-stage report (stages that ran, by default)."""
     out = {}
     for line in stdout.splitlines():
         parts = line.split()
-        if parts and parts[0][:2].isdigit() and "_" in parts[0]:
+        if not (parts and parts[0][:2].isdigit() and "_" in parts[0]):
+            continue
+        if parts[1:] == ["not", "run"]:
+            if with_not_run:
+                out[parts[0]] = "not run"
+        else:
             out[parts[0]] = " ".join(parts[1:-1])
     return out
 
@@ -116,7 +121,8 @@ def test_preflight_stops_before_any_write(datahub, tmp_path, mess, expect):
     result = run_runbook(url, tmp_path / "run")
 
     assert result.returncode == 1, result.stdout + result.stderr
-    assert stage_lines(result.stdout) == {"00_preflight": "gate failed"}
+    assert stage_lines(result.stdout, with_not_run=True) == {
+        "00_preflight": "gate failed", **{s: "not run" for s in STAGES[1:]}}
     for word in expect:
         assert word in result.stdout
     assert "nothing was written" in result.stdout
