@@ -15,7 +15,7 @@ from conftest import TENANT, column_states, query, run_runbook, schema_snapshot,
 from tenancy_runbook.paths import ROOT
 
 STAGES = ["00_preflight", "10_add_workspace_columns", "20_backfill", "30_check_backfill",
-          "40_enforce_not_null", "50_post_verify"]
+          "40_enforce_not_null", "50_post_verify", "60_remove_guard"]
 
 
 def stage_lines(stdout: str, with_not_run: bool = False) -> dict:
@@ -135,8 +135,9 @@ def test_preflight_stops_before_any_write(datahub, tmp_path, mess, expect):
 def test_enforce_refuses_while_a_null_remains(datahub, tmp_path):
     url = datahub()
     assert run_runbook(url, tmp_path / "a", "--to", "30_check_backfill").returncode == 0
-    # an application server of the old version writes a row without workspaceId
-    query(url, """INSERT INTO "ChatMessage" (id, "userId", role, content) VALUES ('late', 'usr_00000001', 'user', 'hi')""")
+    # a user who signed up meanwhile, without a workspace, writes a row the guard cannot place
+    query(url, """INSERT INTO "User" (id, email) VALUES ('late_user', 'late@example.com')""")
+    query(url, """INSERT INTO "ChatMessage" (id, "userId", role, content) VALUES ('late', 'late_user', 'user', 'hi')""")
 
     result = run_runbook(url, tmp_path / "b", "--from", "40_enforce_not_null", "--to", "40_enforce_not_null")
 
@@ -146,7 +147,8 @@ def test_enforce_refuses_while_a_null_remains(datahub, tmp_path):
         in result.stdout
     assert column_states(url) == {t: "YES" for t in TENANT}
 
-    # the remedy the message names works: backfill again, then enforce
+    # the remedy works: give the user a workspace, backfill again, then enforce
+    query(url, """UPDATE "User" SET "defaultWorkspaceId" = 'ws_1' WHERE id = 'late_user'""")
     fixed = run_runbook(url, tmp_path / "c", "--from", "20_backfill")
     assert fixed.returncode == 0, fixed.stdout
     assert column_states(url) == {t: "NO" for t in TENANT}

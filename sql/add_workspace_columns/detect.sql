@@ -1,6 +1,6 @@
--- Which objects of migration 20251219170000_add_workspace_to_datahub_models exist already.
--- The schema itself is the record: all present = applied, none = not applied.
-SELECT o.kind, o.name,
+-- Each object of migration 20251219170000_add_workspace_to_datahub_models: does it exist, and
+-- is it complete (an index valid, a foreign key validated)? The schema itself is the record.
+SELECT o.kind, o.tbl AS "table", o.name,
        CASE o.kind
          WHEN 'column' THEN EXISTS (
              SELECT 1 FROM pg_attribute a
@@ -10,7 +10,19 @@ SELECT o.kind, o.name,
          WHEN 'foreign key' THEN EXISTS (
              SELECT 1 FROM pg_constraint c
              WHERE c.conname = o.name AND c.conrelid = to_regclass(quote_ident(o.tbl)))
-       END AS present
+       END AS present,
+       CASE o.kind
+         WHEN 'column' THEN EXISTS (
+             SELECT 1 FROM pg_attribute a
+             WHERE a.attrelid = to_regclass(quote_ident(o.tbl))
+               AND a.attname = 'workspaceId' AND NOT a.attisdropped)
+         WHEN 'index' THEN COALESCE((
+             SELECT i.indisvalid AND i.indisready FROM pg_index i
+             WHERE i.indexrelid = to_regclass(quote_ident(o.name))), false)
+         WHEN 'foreign key' THEN COALESCE((
+             SELECT c.convalidated FROM pg_constraint c
+             WHERE c.conname = o.name AND c.conrelid = to_regclass(quote_ident(o.tbl))), false)
+       END AS complete
 FROM (VALUES
     ('column',      'Connection',  'Connection.workspaceId'),
     ('column',      'MetricDaily', 'MetricDaily.workspaceId'),

@@ -1,6 +1,4 @@
--- The seed review's emergency rollback: workspaceId becomes nullable again.
+-- The seed review's emergency rollback, one table at a time:
+--   ALTER TABLE "<Table>" ALTER COLUMN "workspaceId" DROP NOT NULL;
 -- Migration 1 (the nullable columns, indexes and foreign keys) stays: it is safe.
-ALTER TABLE "Connection" ALTER COLUMN "workspaceId" DROP NOT NULL;
-ALTER TABLE "MetricDaily" ALTER COLUMN "workspaceId" DROP NOT NULL;
-ALTER TABLE "Insight" ALTER COLUMN "workspaceId" DROP NOT NULL;
-ALTER TABLE "ChatMessage" ALTER COLUMN "workspaceId" DROP NOT NULL;
+ALTER TABLE {table} ALTER COLUMN "workspaceId" DROP NOT NULL

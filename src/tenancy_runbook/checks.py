@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import pandas as pd
 import psycopg
 
@@ -49,23 +47,3 @@ def require_columns(conn: psycopg.Connection, stage: str) -> None:
     if absent:
         raise GateFailed(f"{stage}: no workspaceId column on {', '.join(absent)}. "
                          "Run stage 10_add_workspace_columns (migration 1) first.")
-
-
-@contextmanager
-def ddl_transaction(conn: psycopg.Connection, lock_timeout: str, what: str):
-    """A transaction whose statements wait at most ``lock_timeout`` for a lock.
-
-    A lock that cannot be had ends it with a GateFailed naming what was attempted and
-    what to do, instead of queueing every later query on the table behind it.
-    """
-    try:
-        with conn.transaction():
-            db.execute(conn, "common/set_lock_timeout", {"lock_timeout": str(lock_timeout)})
-            yield
-    except psycopg.errors.LockNotAvailable as exc:
-        raise GateFailed(
-            f"{what}: could not get a lock within lock_timeout={lock_timeout} "
-            f"({str(exc).strip()}); another session holds it. Nothing was changed. "
-            "Find it in pg_stat_activity / pg_locks, let it finish, then run the stage again "
-            "(or raise lock_timeout if a longer wait is acceptable)."
-        ) from None

@@ -106,8 +106,12 @@ def connect(url: str | None = None, *, read_only: bool = False,
 
 
 # --------------------------------------------------------------------------- SQL files
-def load_sql(name: str, /, **identifiers: str) -> sql.Composable:
-    """The statement in ``sql/<name>.sql``, with ``{placeholders}`` filled by identifiers."""
+def load_sql(name: str, /, **identifiers) -> sql.Composable:
+    """The statement in ``sql/<name>.sql``, with ``{placeholders}`` filled by identifiers.
+
+    A placeholder's value is a name (``"Connection"``), a qualified name as a tuple
+    (``("datahub_quarantine", "Connection")``) or a list of names (a column list).
+    """
     path = SQL_DIR / (name if name.endswith(".sql") else f"{name}.sql")
     try:
         text = path.read_text()
@@ -115,17 +119,25 @@ def load_sql(name: str, /, **identifiers: str) -> sql.Composable:
         raise RunbookError(f"SQL file {path} is missing: the checkout is incomplete.") from None
     if not identifiers:
         return sql.SQL(text)
-    return sql.SQL(text).format(**{k: sql.Identifier(v) for k, v in identifiers.items()})
+    return sql.SQL(text).format(**{k: _identifier(v) for k, v in identifiers.items()})
 
 
-def rows(conn: psycopg.Connection, name: str, params: dict | None = None, /, **identifiers: str) -> list[dict]:
+def _identifier(value) -> sql.Composable:
+    if isinstance(value, tuple):
+        return sql.Identifier(*value)
+    if isinstance(value, list):
+        return sql.SQL(", ").join(sql.Identifier(v) for v in value)
+    return sql.Identifier(value)
+
+
+def rows(conn: psycopg.Connection, name: str, params: dict | None = None, /, **identifiers) -> list[dict]:
     """All rows of the query in ``sql/<name>.sql`` as dicts."""
     with conn.cursor() as cur:
         cur.execute(load_sql(name, **identifiers), params)
         return cur.fetchall() if cur.description else []
 
 
-def one(conn: psycopg.Connection, name: str, params: dict | None = None, /, **identifiers: str) -> dict:
+def one(conn: psycopg.Connection, name: str, params: dict | None = None, /, **identifiers) -> dict:
     """The single row of the query in ``sql/<name>.sql``."""
     result = rows(conn, name, params, **identifiers)
     if len(result) != 1:
@@ -133,7 +145,7 @@ def one(conn: psycopg.Connection, name: str, params: dict | None = None, /, **id
     return result[0]
 
 
-def frame(conn: psycopg.Connection, name: str, params: dict | None = None, /, **identifiers: str) -> pd.DataFrame:
+def frame(conn: psycopg.Connection, name: str, params: dict | None = None, /, **identifiers) -> pd.DataFrame:
     """The query in ``sql/<name>.sql`` as a DataFrame (columns kept when it returns no row)."""
     with conn.cursor() as cur:
         cur.execute(load_sql(name, **identifiers), params)
@@ -141,7 +153,7 @@ def frame(conn: psycopg.Connection, name: str, params: dict | None = None, /, **
         return pd.DataFrame(cur.fetchall(), columns=columns)
 
 
-def execute(conn: psycopg.Connection, name: str, params: dict | None = None, /, **identifiers: str) -> int:
+def execute(conn: psycopg.Connection, name: str, params: dict | None = None, /, **identifiers) -> int:
     """Run ``sql/<name>.sql``; the number of rows it touched."""
     with conn.cursor() as cur:
         cur.execute(load_sql(name, **identifiers), params)

@@ -50,3 +50,27 @@ def bar(frame: pd.DataFrame, x: str, y: str | list[str], title: str, ylabel: str
         ax.bar_label(container, fmt="%d")
     plt.tight_layout()
     plt.show()
+
+
+def line(frame: pd.DataFrame, x: str, y: str, title: str, ylabel: str, by: str | None = None):
+    """A line chart of ``frame`` (one line per value of ``by``), shown inline."""
+    fig, ax = plt.subplots(figsize=(7, 3))
+    groups = frame.groupby(by) if by else [(y, frame)]
+    for name, part in groups:
+        ax.plot(part[x].to_numpy(), part[y].to_numpy(), marker=".", linewidth=1, label=str(name))
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.set_xlabel(x)
+    if by:
+        ax.legend()
+    ax.set_ylim(bottom=0)
+    plt.tight_layout()
+    plt.show()
+
+
+def run_id(given: str) -> str:
+    """The runner's run id, or an ad-hoc one for a notebook run on its own."""
+    if given:
+        return given
+    from datetime import datetime, timezone
+    return "adhoc-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

@@ -6,6 +6,7 @@ and prints nothing (the CLI reports); it hands each finished stage to a callback
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from papermill.exceptions import PapermillExecutionError
 from . import db
 from .paths import OUTPUTS_DIR
 from .runbook import Stage
+from .stages.backfill import PROGRESS_ENV
 
 GATE_ERRORS = {"AssertionError", "GateFailed"}
 KERNEL = "python3"
@@ -57,9 +59,10 @@ def run(stages: list[Stage], run_dir: Path,
     db.connect().close()   # DATABASE_URL set and reachable, or a RunbookError before any stage
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    os.environ[PROGRESS_ENV] = "1"      # kernels also draw their progress bars on our terminal
     results = []
     for stage in stages:
-        result = execute(stage, run_dir)
+        result = execute(stage, run_dir, run_dir.name)
         results.append(result)
         on_stage(result)
         if not result.ok:
@@ -67,12 +70,16 @@ def run(stages: list[Stage], run_dir: Path,
     return results
 
 
-def execute(stage: Stage, run_dir: Path) -> StageResult:
+def execute(stage: Stage, run_dir: Path, run_id: str) -> StageResult:
+    """One stage; ``run_id`` goes to every notebook that declares it (quarantine, records)."""
     output = run_dir / f"{stage.name}.ipynb"
+    parameters = dict(stage.parameters)
+    if "run_id" in stage.declared:
+        parameters["run_id"] = run_id
     started = time.monotonic()
     try:
         papermill.execute_notebook(
-            str(stage.notebook), str(output), parameters=stage.parameters,
+            str(stage.notebook), str(output), parameters=parameters,
             kernel_name=KERNEL, kernel_manager_class=LocalKernelManager, cwd=str(stage.notebook.parent),
             progress_bar=False, log_output=False)
     except PapermillExecutionError as exc:

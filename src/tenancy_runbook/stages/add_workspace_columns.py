@@ -1,41 +1,88 @@
-"""10_add_workspace_columns: migration 1 (nullable workspaceId, indexes, foreign keys).
+"""10_add_workspace_columns: migration 1, online.
 
-The schema itself says whether it is applied: every object present means applied and
-nothing is done; none present means it is applied now, in one transaction; a partial
-state is refused with the list of what is missing.
+The end state is exactly migration.sql's (same names, same definitions, so Prisma sees no
+drift), reached without blocking writers for longer than lock_timeout:
+  * columns: ADD COLUMN (nullable, no default: no rewrite), brief lock;
+  * indexes: CREATE [UNIQUE] INDEX CONCURRENTLY, outside a transaction; a failed concurrent
+    build leaves an INVALID index, which is dropped (concurrently) and built again;
+  * foreign keys: ADD ... NOT VALID (brief lock), then VALIDATE CONSTRAINT in its own
+    transaction (a scan that lets reads and writes go on).
+Each step is skipped when the schema shows it done, so a stopped run continues.
 """
 
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 import psycopg
 
-from .. import checks, db
+from .. import db, history
 from ..errors import GateFailed
+from ..locks import DDLLog, RetryPolicy, run_ddl
 
 MIGRATION = "migrations/20251219170000_add_workspace_to_datahub_models/migration"
 
 
 def detect(conn: psycopg.Connection) -> pd.DataFrame:
-    """Each object migration 1 creates, and whether it exists."""
+    """Each object migration 1 creates: present, and complete (valid / validated)."""
     return db.frame(conn, "add_workspace_columns/detect")
 
 
-def apply(conn: psycopg.Connection, lock_timeout: str) -> dict:
-    """Apply migration 1 unless the schema shows it applied. Returns what was done."""
-    before = detect(conn)
-    if before["present"].all():
-        return {"action": "already applied: nothing to do", "seconds": 0.0}
-    if before["present"].any():
-        missing = before.loc[~before["present"], "name"].tolist()
-        raise GateFailed(
-            "Migration 1 is partly applied: missing " + ", ".join(missing) + ". "
-            "Someone ran part of it by hand. Compare with "
-            f"sql/{MIGRATION}.sql, create or drop the objects so the schema is all-or-nothing, "
-            "then run this stage again.")
-    started = time.monotonic()
-    with checks.ddl_transaction(conn, lock_timeout, "migration 1"):
-        db.execute(conn, MIGRATION)
-    return {"action": "applied", "seconds": round(time.monotonic() - started, 3)}
+def apply(conn: psycopg.Connection, policy: RetryPolicy, run_id: str, log: DDLLog) -> dict:
+    """Bring the schema to migration 1, step by step; record it as applied. What was done."""
+    state = detect(conn)
+    recorded = history.is_recorded(conn, MIGRATION)
+    if recorded and state["complete"].all():
+        return {"action": f"already applied (recorded in {history.where(conn)}): nothing to do"}
+    if recorded:
+        missing = state.loc[~state["complete"], "name"].tolist()
+        raise GateFailed(f"Migration 1 is recorded as applied in {history.where(conn)}, but the "
+                         f"schema lacks: {', '.join(missing)}. Someone changed the schema by hand; "
+                         f"compare it with sql/{MIGRATION}.sql before going on.")
+    for row in state.itertuples():
+        if row.complete:
+            continue
+        if row.kind == "column":
+            run_ddl(conn, f"add column {row.name}", [row.table],
+                    lambda t=row.table: db.execute(conn, "add_workspace_columns/add_column", table=t),
+                    policy, log)
+        elif row.kind == "index":
+            run_ddl(conn, f"build index {row.name}", [row.table],
+                    lambda r=row: _build_index(conn, r.name), policy, log)
+        else:
+            if not row.present:
+                run_ddl(conn, f"add {row.name} NOT VALID", [row.table, "Workspace"],
+                        lambda r=row: db.execute(conn, "add_workspace_columns/add_foreign_key",
+                                                 table=r.table, constraint=r.name), policy, log)
+            run_ddl(conn, f"validate {row.name}", [row.table, "Workspace"],
+                    lambda r=row: db.execute(conn, "common/validate_constraint",
+                                             table=r.table, constraint=r.name), policy, log)
+    after = detect(conn)
+    if not after["complete"].all():
+        raise GateFailed("Migration 1 incomplete after the stage: "
+                         + ", ".join(after.loc[~after["complete"], "name"]) + ". Run the stage again.")
+    where = history.record(conn, MIGRATION, run_id)
+    done = "applied" if not state["complete"].all() else "already in the schema"
+    return {"action": f"{done}; recorded in {where}"}
+
+
+def _build_index(conn: psycopg.Connection, name: str) -> None:
+    """Drop an INVALID leftover, then build concurrently (both outside a transaction)."""
+    present, valid = _index_state(conn, name)
+    if present and not valid:
+        db.execute(conn, "add_workspace_columns/drop_index", index=name)
+    try:
+        db.execute(conn, f"add_workspace_columns/{name}")
+    except psycopg.errors.UniqueViolation as exc:
+        raise GateFailed(f"building {name} failed: {str(exc).strip()}. Two connections already share "
+                         "a (workspaceId, provider). The failed build left an INVALID index, which the "
+                         "next run drops and rebuilds. Resolve the duplicates (00_preflight, "
+                         "30_check_backfill list them), then run this stage again.") from None
+    if not _index_state(conn, name)[1]:
+        raise GateFailed(f"index {name} is INVALID after its concurrent build; run the stage again "
+                         "(it drops and rebuilds it).")
+
+
+def _index_state(conn: psycopg.Connection, name: str) -> tuple[bool, bool]:
+    """(exists, valid) for one of migration 1's indexes."""
+    state = detect(conn).set_index("name").loc[name]
+    return bool(state["present"]), bool(state["complete"])

@@ -1,53 +1,209 @@
-"""20_backfill: give every row its workspaceId by the backfill rule.
+"""20_backfill: every row gets its workspaceId by the backfill rule, online.
 
-Tables go in dependency order (Connection before MetricDaily and Insight), each statement
-only touches rows whose workspaceId is still NULL, so a re-run continues where a killed one
-stopped and a finished one changes nothing.
+  1. Collisions: ``on_collision='fail'`` stops before any write; ``'quarantine'`` keeps the
+     most recently updated connection of each colliding pair and moves the others, with their
+     rows, to datahub_quarantine.
+  2. The transition guard: a trigger on each table places rows that application servers of
+     the old version keep writing without a workspaceId (removed by 60_remove_guard).
+  3. Keyset batches by primary key, table by table in dependency order, each batch its own
+     short transaction touching only rows still NULL: killed at any moment, nothing is lost
+     and a re-run continues. The batch size adapts toward a target duration.
+  4. Rows the rule cannot place: ``on_orphan='fail'`` leaves them NULL (30_check_backfill then
+     stops the runbook); ``'quarantine'`` moves them to datahub_quarantine.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import time
+from dataclasses import dataclass
 
 import pandas as pd
 import psycopg
+from tqdm import tqdm
 
-from .. import checks, db
-from ..errors import GateFailed
+from .. import TENANT_TABLES, checks, db, quarantine
+from ..errors import GateFailed, RunbookError
+from ..locks import DDLLog, RetryPolicy, run_ddl
+from . import preflight
 
-STEPS = (  # table, its statement in sql/
-    ("Connection", "backfill/user_rows"),
-    ("MetricDaily", "backfill/metric_daily"),
-    ("Insight", "backfill/insight"),
-    ("ChatMessage", "backfill/user_rows"),
+STEPS = (  # table, its batch statement in sql/
+    ("Connection", "backfill/batch_user_rows"),
+    ("MetricDaily", "backfill/batch_metric_daily"),
+    ("Insight", "backfill/batch_insight"),
+    ("ChatMessage", "backfill/batch_user_rows"),
 )
+CHOICES = ("fail", "quarantine")
+PROGRESS_ENV = "TENANCY_RUNBOOK_PROGRESS"   # set by the runner: also draw progress on its terminal
 
 
-def run(conn: psycopg.Connection, lock_timeout: str) -> pd.DataFrame:
-    """Backfill each table in its own transaction; rows updated and seconds per table."""
+@dataclass
+class BatchPolicy:
+    batch_size: int = 1000          # first batch
+    min_batch_size: int = 100
+    max_batch_size: int = 50000
+    target_batch_ms: float = 200.0  # the size adapts so a batch takes about this long
+    pause_ms: float = 0.0           # sleep between batches (replica lag, I/O)
+    statement_timeout: str = "5s"   # one batch may not run longer
+    lock_timeout: str = "500ms"     # one batch may not wait longer for a row lock
+
+    def check(self) -> "BatchPolicy":
+        if not 1 <= self.min_batch_size <= self.batch_size <= self.max_batch_size:
+            raise RunbookError("batch sizes must satisfy 1 <= min_batch_size <= batch_size <= "
+                               f"max_batch_size (got {self.min_batch_size}, {self.batch_size}, "
+                               f"{self.max_batch_size})")
+        if self.target_batch_ms <= 0 or self.pause_ms < 0:
+            raise RunbookError("target_batch_ms must be > 0 and batch_pause_ms >= 0")
+        return self
+
+    def next_size(self, size: int, ms: float) -> int:
+        """Toward the target duration, at most halving or doubling per batch."""
+        factor = min(2.0, max(0.5, self.target_batch_ms / max(ms, 1.0)))
+        return int(min(self.max_batch_size, max(self.min_batch_size, size * factor)))
+
+
+def check_choice(name: str, value: str) -> str:
+    if value not in CHOICES:
+        raise RunbookError(f"parameter {name} must be 'fail' or 'quarantine', got {value!r}")
+    return value
+
+
+def handle_collisions(conn: psycopg.Connection, on_collision: str, run_id: str) -> pd.DataFrame:
+    """Before any write: fail on a projected collision, or quarantine the losing connections."""
+    found = preflight.collisions(conn)
+    if len(found) and check_choice("on_collision", on_collision) == "fail":
+        raise GateFailed("Backfill refused, nothing was written: "
+                         + preflight.problems(found, found.iloc[0:0])[0]
+                         + " Or run with -p on_collision quarantine to keep the most recently "
+                           "updated connection of each pair and quarantine the others.")
+    return quarantine.collisions(conn, found, run_id)
+
+
+def install_guard(conn: psycopg.Connection, policy: RetryPolicy, log: DDLLog) -> pd.DataFrame:
+    """The transition guard on the four tables (idempotent)."""
+    with conn.transaction():
+        db.execute(conn, "backfill/guard")
+    for table in TENANT_TABLES:
+        run_ddl(conn, f"install guard on {table}", [table],
+                lambda t=table: db.execute(conn, "backfill/guard_trigger", table=t), policy, log)
+    return guard_state(conn)
+
+
+def guard_state(conn: psycopg.Connection) -> pd.DataFrame:
+    return db.frame(conn, "backfill/guard_state", {"tables": list(TENANT_TABLES)})
+
+
+def run(conn: psycopg.Connection, policy: BatchPolicy, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Keyset-batch every table; (rows updated per table, one row per batch)."""
     checks.require_columns(conn, "20_backfill")
-    out = []
+    policy.check()
+    if not guard_state(conn)["guarded"].all():
+        raise GateFailed("The transition guard is not installed on every table: run "
+                         "backfill.install_guard() first (the notebook does).")
+    batches, totals = [], []
     for table, statement in STEPS:
         started = time.monotonic()
-        try:
-            with checks.ddl_transaction(conn, lock_timeout, f"backfill of {table}"):
-                updated = db.execute(conn, statement, table=table)
-        except psycopg.errors.UniqueViolation as exc:
-            raise GateFailed(
-                f"backfill of {table} stopped: {str(exc).strip()}. Two connections map to "
-                "the same (workspaceId, provider). Nothing of this table was changed. "
-                "Run 00_preflight to list the collisions and resolve them first.") from None
-        out.append({"table": table, "rows_updated": updated,
-                    "seconds": round(time.monotonic() - started, 3)})
-    return pd.DataFrame(out)
+        done = backfill_table(conn, table, statement, policy, batches, progress)
+        totals.append({"table": table, "rows_updated": done,
+                       "seconds": round(time.monotonic() - started, 3)})
+    return pd.DataFrame(totals), pd.DataFrame(batches, columns=[
+        "table", "batch", "size", "scanned", "updated", "ms", "rows_per_s"])
+
+
+def backfill_table(conn: psycopg.Connection, table: str, statement: str, policy: BatchPolicy,
+                   batches: list, progress: bool) -> int:
+    """Batches over one table until no NULL row is left after the last position."""
+    todo = int(db.one(conn, "common/null_count", table=table)["nulls"])
+    bars = _bars(table, todo) if progress else []
+    after, size, done, number, retries = "", policy.batch_size, 0, 0, 0
+    try:
+        while True:
+            t0 = time.monotonic()
+            try:
+                with conn.transaction():
+                    db.execute(conn, "common/set_local_timeouts",
+                               {"lock_timeout": policy.lock_timeout,
+                                "statement_timeout": policy.statement_timeout})
+                    result = db.one(conn, statement, {"after": after, "size": size}, table=table)
+            except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable,
+                    psycopg.errors.DeadlockDetected) as exc:
+                retries += 1
+                if retries > 8:
+                    raise GateFailed(f"backfill of {table}: a batch of {size} rows after id {after!r} "
+                                     f"failed {retries} times ({str(exc).strip()}). Nothing of that batch "
+                                     "was written; earlier batches are kept. Lower batch_size or raise "
+                                     "batch_statement_timeout, then run the stage again.") from None
+                size = max(policy.min_batch_size, size // 2)
+                time.sleep(min(5.0, 0.1 * 2 ** retries))
+                continue
+            except psycopg.errors.UniqueViolation as exc:
+                raise GateFailed(f"backfill of {table} stopped: {str(exc).strip()}. Two connections map "
+                                 "to the same (workspaceId, provider): a collision that arrived after "
+                                 "the check. Earlier batches are kept; run the stage again (with "
+                                 "-p on_collision quarantine to move the loser aside).") from None
+            retries = 0
+            ms = (time.monotonic() - t0) * 1000
+            if not result["scanned"]:
+                break
+            number += 1
+            done += result["updated"]
+            batches.append({"table": table, "batch": number, "size": size, "scanned": result["scanned"],
+                            "updated": result["updated"], "ms": round(ms, 1),
+                            "rows_per_s": round(result["scanned"] / (ms / 1000)) if ms else None})
+            for bar in bars:
+                bar.update(result["scanned"])
+            after = result["last_id"]
+            size = policy.next_size(size, ms)
+            if policy.pause_ms:
+                time.sleep(policy.pause_ms / 1000)
+    finally:
+        for bar in bars:
+            bar.close()
+    return done
+
+
+def _bars(table: str, total: int) -> list:
+    """A progress bar in the notebook, and one on the runner's terminal when it asks."""
+    bars = [tqdm(total=total, desc=table, unit="row", file=sys.stdout, mininterval=1.0,
+                 ascii=True, dynamic_ncols=False, ncols=90)]
+    if os.environ.get(PROGRESS_ENV) == "1" and sys.__stderr__ is not None and sys.__stderr__.isatty():
+        bars.append(tqdm(total=total, desc=f"  {table}", unit="row", file=sys.__stderr__,
+                         mininterval=0.5, leave=False, position=0))
+    return bars
+
+
+def handle_unplaced(conn: psycopg.Connection, on_orphan: str, run_id: str) -> pd.DataFrame:
+    """After the batches: quarantine what the rule could not place, or leave it for the gate."""
+    if check_choice("on_orphan", on_orphan) == "quarantine":
+        return quarantine.unplaced(conn, run_id)
+    return pd.DataFrame({"table": list(TENANT_TABLES), "rows_moved": [0] * len(TENANT_TABLES)})
 
 
 def leftover(conn: psycopg.Connection) -> pd.DataFrame:
     """NULLs left per table, split into rows the rule cannot place and rows it could have."""
     nulls = checks.null_counts(conn)
-    unplaced = db.frame(conn, "preflight/unplaceable_users")
+    unplaced = preflight.unplaceable_users(conn)
     per_table = {"Connection": "connections", "MetricDaily": "metric_rows",
                  "Insight": "insights", "ChatMessage": "chat_messages"}
     nulls["unplaceable"] = [int(unplaced[per_table[t]].sum()) if len(unplaced) else 0 for t in nulls["table"]]
     nulls["unexplained"] = nulls["nulls"] - nulls["unplaceable"]
     return nulls[["table", "rows", "nulls", "unplaceable", "unexplained"]]
+
+
+def sweep(conn: psycopg.Connection, policy: BatchPolicy, on_orphan: str, run_id: str) -> pd.DataFrame:
+    """Once more before enforcing: batches over what is still NULL, then the orphans' rows."""
+    totals, _ = run(conn, policy, progress=False)
+    moved = handle_unplaced(conn, on_orphan, run_id)
+    return totals.merge(moved, on="table")
+
+
+def batch_summary(batches: pd.DataFrame) -> pd.DataFrame:
+    """Per table: batches, rows scanned, and batch duration and throughput (mean, max)."""
+    columns = ["table", "batches", "rows", "ms_mean", "ms_max", "rows_per_s_mean"]
+    if not len(batches):
+        return pd.DataFrame(columns=columns)
+    out = batches.groupby("table", sort=False).agg(
+        batches=("batch", "count"), rows=("scanned", "sum"), ms_mean=("ms", "mean"),
+        ms_max=("ms", "max"), rows_per_s_mean=("rows_per_s", "mean")).reset_index()
+    return out.round(1)[columns]

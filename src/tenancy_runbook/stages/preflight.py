@@ -53,10 +53,15 @@ def unplaceable_users(conn: psycopg.Connection) -> pd.DataFrame:
     return db.frame(conn, "preflight/unplaceable_users")
 
 
-def problems(collision_frame: pd.DataFrame, unplaced: pd.DataFrame, limit: int = 20) -> list[str]:
-    """Why the backfill cannot succeed, each with what to do; empty when it can."""
+def problems(collision_frame: pd.DataFrame, unplaced: pd.DataFrame, limit: int = 20,
+             on_collision: str = "fail", on_orphan: str = "fail") -> list[str]:
+    """Why the backfill cannot succeed, each with what to do; empty when it can.
+
+    With on_collision / on_orphan = 'quarantine' those rows are no obstacle: 20_backfill
+    moves them to datahub_quarantine (the notebook lists them).
+    """
     out = []
-    if len(collision_frame):
+    if len(collision_frame) and on_collision != "quarantine":
         pairs = "; ".join(f"({r.workspaceId}, {r.provider}): {', '.join(r.connection_ids)}"
                           for r in collision_frame.head(limit).itertuples())
         out.append(
@@ -64,13 +69,15 @@ def problems(collision_frame: pd.DataFrame, unplaced: pd.DataFrame, limit: int =
             f"{int(collision_frame['connections'].sum())} connections: the unique index "
             f"Connection_workspaceId_provider_key would reject them mid-backfill. {pairs}. "
             "Decide which connection each workspace keeps (merge or delete the others, with "
-            "their MetricDaily and Insight rows), then run the runbook again.")
-    if len(unplaced):
+            "their MetricDaily and Insight rows), then run the runbook again; or run with "
+            "-p on_collision quarantine to keep the most recently updated one and quarantine the rest.")
+    if len(unplaced) and on_orphan != "quarantine":
         rows = int(unplaced[["connections", "metric_rows", "insights", "chat_messages"]].sum().sum())
         users = "; ".join(f"{r.userId} <{r.email}> ({r.kind}, owns {r.owned_workspaces})"
                           for r in unplaced.head(limit).itertuples())
         out.append(
             f"{len(unplaced)} user(s) the backfill rule cannot place own {rows} rows: {users}. "
             "Set User.defaultWorkspaceId for each (or make them OWNER of exactly one "
-            "workspace), then run the runbook again.")
+            "workspace), then run the runbook again; or run with -p on_orphan quarantine to "
+            "move their rows to datahub_quarantine.")
     return out

@@ -1,34 +1,44 @@
-"""90_rollback: the seed's emergency rollback, workspaceId nullable again.
+"""90_rollback: the seed's emergency rollback, and the way back out of quarantine.
 
 Not in the default sequence: runbooks/rollback.yaml runs it, and only with confirm=True.
-Migration 1 stays (the seed: nullable columns are safe).
+  * workspaceId becomes nullable again on the four tables (DROP NOT NULL); a CHECK left by
+    an interrupted 40_enforce_not_null goes too. Migration 1 stays (the seed: it is safe).
+  * with restore_quarantine=True, quarantined rows go back exactly as they were (all, or
+    those of quarantine_run_id); refused, restoring nothing, when a row would break a
+    constraint.
 """
 
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 import psycopg
 
-from .. import checks, db
+from .. import TENANT_TABLES, checks, db, quarantine
 from ..errors import GateFailed
+from ..locks import DDLLog, RetryPolicy, run_ddl
+from .enforce_not_null import check_name
 
 
-def run(conn: psycopg.Connection, confirm: bool, lock_timeout: str) -> pd.DataFrame:
-    """DROP NOT NULL on the four columns; before and after per table."""
+def drop_not_null(conn: psycopg.Connection, confirm: bool, policy: RetryPolicy, log: DDLLog) -> pd.DataFrame:
+    """DROP NOT NULL (and the runbook's CHECK) on the four columns; before and after per table."""
     if confirm is not True:
         raise GateFailed("Rollback not confirmed: nothing was changed. This makes workspaceId "
                          "nullable again on all four tables; run it with -p confirm true.")
     checks.require_columns(conn, "90_rollback")
     before = checks.column_state(conn)
-    started = time.monotonic()
-    if (before["workspaceId"] == "NOT NULL").any():
-        with checks.ddl_transaction(conn, lock_timeout, "rollback (DROP NOT NULL)"):
-            db.execute(conn, "rollback/drop_not_null")
+    for table in TENANT_TABLES:
+        run_ddl(conn, f"{table}: drop CHECK", [table],
+                lambda t=table: db.execute(conn, "enforce_not_null/drop_check", table=t,
+                                           constraint=check_name(t)), policy, log)
+        if before.set_index("table").loc[table, "workspaceId"] == "NOT NULL":
+            run_ddl(conn, f"{table}: DROP NOT NULL", [table],
+                    lambda t=table: db.execute(conn, "rollback/drop_not_null", table=t), policy, log)
     after = checks.column_state(conn)
     out = pd.DataFrame({"table": before["table"], "before": before["workspaceId"],
                         "after": after["workspaceId"]})
     out["changed"] = out["before"] != out["after"]
-    out.attrs["seconds"] = round(time.monotonic() - started, 3)
     return out
+
+
+def restore(conn: psycopg.Connection, run_id: str = "") -> pd.DataFrame:
+    return quarantine.restore(conn, run_id)
