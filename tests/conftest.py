@@ -3,10 +3,12 @@ by default, or the server named by TEST_DATABASE_URL. Each test gets a database 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import uuid
+from collections import defaultdict
 from pathlib import Path
 
 import psycopg
@@ -99,3 +101,51 @@ def column_states(url: str) -> dict:
     rows = query(url, """SELECT table_name, is_nullable FROM information_schema.columns
                          WHERE table_schema = 'public' AND column_name = 'workspaceId'""")
     return {t: dict(rows).get(t, "absent") for t in TENANT}
+
+
+def stage_lines(stdout: str, with_not_run: bool = False) -> dict:
+    """{stage: status} from the CLI's one-line-per-stage report (stages that ran, by default)."""
+    out = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if not (parts and parts[0][:2].isdigit() and "_" in parts[0]):
+            continue
+        if parts[1:] == ["not", "run"]:
+            if with_not_run:
+                out[parts[0]] = "not run"
+        else:
+            out[parts[0]] = " ".join(parts[1:-1])
+    return out
+
+
+def notebook_text(path) -> str:
+    """Every output of an executed notebook, as one string."""
+    nb = json.loads(path.read_text())
+    chunks = []
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            chunks.append("".join(out.get("text", "")))
+            chunks.append("".join(out.get("data", {}).get("text/plain", "")))
+            chunks.append(out.get("evalue", ""))
+    return "\n".join(chunks)
+
+
+def expected_workspaces(url: str) -> dict:
+    """The backfill rule of datahub-app.md, computed in Python from the raw rows."""
+    owned = defaultdict(list)
+    for user, ws in query(url, """SELECT "userId", "workspaceId" FROM "WorkspaceMember" WHERE role = 'OWNER'"""):
+        owned[user].append(ws)
+    user_ws = {u: d or (owned[u][0] if len(owned[u]) == 1 else None)
+               for u, d in query(url, 'SELECT id, "defaultWorkspaceId" FROM "User"')}
+    conn_ws = {c: user_ws[u] for c, u in query(url, 'SELECT id, "userId" FROM "Connection"')}
+    return {
+        "Connection": conn_ws,
+        "MetricDaily": {m: conn_ws[c] for m, c in query(url, 'SELECT id, "connectionId" FROM "MetricDaily"')},
+        "Insight": {i: conn_ws[c] if c else user_ws[u]
+                    for i, u, c in query(url, 'SELECT id, "userId", "connectionId" FROM "Insight"')},
+        "ChatMessage": {m: user_ws[u] for m, u in query(url, 'SELECT id, "userId" FROM "ChatMessage"')},
+    }
+
+
+def actual_workspaces(url: str) -> dict:
+    return {t: dict(query(url, 'SELECT id, "workspaceId" FROM {t}', t=t)) for t in TENANT}

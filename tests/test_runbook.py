@@ -7,63 +7,15 @@ import os
 import re
 import subprocess
 import sys
-from collections import defaultdict
 
 import pytest
-from conftest import TENANT, column_states, query, run_runbook, schema_snapshot, snapshot
+from conftest import (TENANT, actual_workspaces, column_states, expected_workspaces, notebook_text,
+                      query, run_runbook, schema_snapshot, snapshot, stage_lines)
 
 from tenancy_runbook.paths import ROOT
 
 STAGES = ["00_preflight", "10_add_workspace_columns", "20_backfill", "30_check_backfill",
           "40_enforce_not_null", "50_post_verify", "60_remove_guard"]
-
-
-def stage_lines(stdout: str, with_not_run: bool = False) -> dict:
-    """{stage: status} from the CLI's one-line-per-stage report (stages that ran, by default)."""
-    out = {}
-    for line in stdout.splitlines():
-        parts = line.split()
-        if not (parts and parts[0][:2].isdigit() and "_" in parts[0]):
-            continue
-        if parts[1:] == ["not", "run"]:
-            if with_not_run:
-                out[parts[0]] = "not run"
-        else:
-            out[parts[0]] = " ".join(parts[1:-1])
-    return out
-
-
-def notebook_text(path) -> str:
-    """Every output of an executed notebook, as one string."""
-    nb = json.loads(path.read_text())
-    chunks = []
-    for cell in nb["cells"]:
-        for out in cell.get("outputs", []):
-            chunks.append("".join(out.get("text", "")))
-            chunks.append("".join(out.get("data", {}).get("text/plain", "")))
-            chunks.append(out.get("evalue", ""))
-    return "\n".join(chunks)
-
-
-def expected_workspaces(url: str) -> dict:
-    """The backfill rule of datahub-app.md, computed in Python from the raw rows."""
-    owned = defaultdict(list)
-    for user, ws in query(url, """SELECT "userId", "workspaceId" FROM "WorkspaceMember" WHERE role = 'OWNER'"""):
-        owned[user].append(ws)
-    user_ws = {u: d or (owned[u][0] if len(owned[u]) == 1 else None)
-               for u, d in query(url, 'SELECT id, "defaultWorkspaceId" FROM "User"')}
-    conn_ws = {c: user_ws[u] for c, u in query(url, 'SELECT id, "userId" FROM "Connection"')}
-    return {
-        "Connection": conn_ws,
-        "MetricDaily": {m: conn_ws[c] for m, c in query(url, 'SELECT id, "connectionId" FROM "MetricDaily"')},
-        "Insight": {i: conn_ws[c] if c else user_ws[u]
-                    for i, u, c in query(url, 'SELECT id, "userId", "connectionId" FROM "Insight"')},
-        "ChatMessage": {m: user_ws[u] for m, u in query(url, 'SELECT id, "userId" FROM "ChatMessage"')},
-    }
-
-
-def actual_workspaces(url: str) -> dict:
-    return {t: dict(query(url, 'SELECT id, "workspaceId" FROM {t}', t=t)) for t in TENANT}
 
 
 def test_full_run_migrates_every_row_by_the_rule(datahub, tmp_path):

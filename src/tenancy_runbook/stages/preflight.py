@@ -62,7 +62,7 @@ def problems(collision_frame: pd.DataFrame, unplaced: pd.DataFrame, limit: int =
     """
     out = []
     if len(collision_frame) and on_collision != "quarantine":
-        pairs = "; ".join(f"({r.workspaceId}, {r.provider}): {', '.join(r.connection_ids)}"
+        pairs = "; ".join(f"({r.workspaceId}, {r.provider}): {_some(r.connection_ids, limit)}"
                           for r in collision_frame.head(limit).itertuples())
         out.append(
             f"{len(collision_frame)} (workspaceId, provider) collision(s) over "
@@ -81,3 +81,9 @@ def problems(collision_frame: pd.DataFrame, unplaced: pd.DataFrame, limit: int =
             "workspace), then run the runbook again; or run with -p on_orphan quarantine to "
             "move their rows to datahub_quarantine.")
     return out
+
+
+def _some(items: list, limit: int) -> str:
+    """The first ``limit`` items, and how many more."""
+    shown = ", ".join(map(str, items[:limit]))
+    return shown + (f" (and {len(items) - limit} more)" if len(items) > limit else "")
