@@ -39,19 +39,20 @@ def apply(conn: psycopg.Connection, policy: RetryPolicy, run_id: str, log: DDLLo
         state = _check_state(conn, table)
         if state == "absent":
             run_ddl(conn, f"{table}: add CHECK NOT VALID", [table],
-                    lambda: db.execute(conn, "enforce_not_null/add_check", table=table, constraint=name),
+                    lambda t=table, n=name: db.execute(conn, "enforce_not_null/add_check", table=t, constraint=n),
                     policy, log)
         if state != "validated":
             try:
                 run_ddl(conn, f"{table}: validate CHECK", [table],
-                        lambda: db.execute(conn, "common/validate_constraint", table=table, constraint=name),
+                        lambda t=table, n=name: db.execute(conn, "common/validate_constraint", table=t,
+                                                                   constraint=n),
                         policy, log)
             except psycopg.errors.CheckViolation:
                 raise GateFailed(checks.null_message(checks.null_counts(conn))
                                  + " (a NULL arrived after the sweep; the CHECK now rejects new ones: "
                                  "run the stage again)") from None
         run_ddl(conn, f"{table}: SET NOT NULL", [table],
-                lambda: db.execute(conn, "enforce_not_null/set_not_null", table=table), policy, log)
+                lambda t=table: db.execute(conn, "enforce_not_null/set_not_null", table=t), policy, log)
     for table in TENANT_TABLES:
         if _check_state(conn, table) != "absent":
             run_ddl(conn, f"{table}: drop CHECK", [table],

@@ -25,7 +25,7 @@ def foreign_keys(conn: psycopg.Connection) -> pd.DataFrame:
 def summary(cols: pd.DataFrame, index: pd.DataFrame, fks: pd.DataFrame, nulls: pd.DataFrame,
             index_name: str = UNIQUE_INDEX) -> pd.DataFrame:
     """One row per check: what was expected, what was found, ok or not."""
-    nullable = dict(zip(cols["table"], cols["is_nullable"]))
+    nullable = dict(zip(cols["table"], cols["is_nullable"], strict=True))
     rows = [(f"{t}.workspaceId is_nullable", "NO", nullable.get(t, "absent")) for t in TENANT_TABLES]
     idx = index.iloc[0] if len(index) else None
     rows.append((f"{index_name} exists, unique and valid", "yes",

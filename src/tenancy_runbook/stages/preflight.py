@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import psycopg
 
-from .. import DATAHUB_TABLES, TENANT_TABLES, checks, db
+from .. import DATAHUB_TABLES, checks, db
 
 PROVIDERS_CHART_COLUMNS = ["provider", "colliding_pairs", "connections"]
 
