@@ -47,10 +47,17 @@ class DDLLog:
 
 
 def run_ddl(conn: psycopg.Connection, step: str, tables: list[str], action: Callable[[], object],
-            policy: RetryPolicy, log: DDLLog):
-    """Run ``action`` (one DDL statement or transaction on ``conn``) under ``policy``."""
-    db.execute(conn, "locks/set_timeouts", {"lock_timeout": policy.lock_timeout,
-                                            "statement_timeout": policy.statement_timeout})
+            policy: RetryPolicy, log: DDLLog, queues_writers: bool = True):
+    """Run ``action`` (one DDL statement or transaction on ``conn``) under ``policy``.
+
+    ``queues_writers=False`` is for statements whose lock (SHARE UPDATE EXCLUSIVE: CREATE/DROP
+    INDEX CONCURRENTLY, VALIDATE CONSTRAINT) conflicts with no writer, so a writer never queues
+    behind them while they wait: they may wait for old transactions as long as
+    statement_timeout allows, instead of failing after lock_timeout on a busy database.
+    """
+    db.execute(conn, "locks/set_timeouts", {
+        "lock_timeout": policy.lock_timeout if queues_writers else "0",
+        "statement_timeout": policy.statement_timeout})
     started = time.monotonic()
     attempt, waited = 0, 0.0
     while True:

@@ -47,7 +47,7 @@ def apply(conn: psycopg.Connection, policy: RetryPolicy, run_id: str, log: DDLLo
                     policy, log)
         elif row.kind == "index":
             run_ddl(conn, f"build index {row.name}", [row.table],
-                    lambda r=row: _build_index(conn, r.name), policy, log)
+                    lambda r=row: _build_index(conn, r.name), policy, log, queues_writers=False)
         else:
             if not row.present:
                 run_ddl(conn, f"add {row.name} NOT VALID", [row.table, "Workspace"],
@@ -55,7 +55,8 @@ def apply(conn: psycopg.Connection, policy: RetryPolicy, run_id: str, log: DDLLo
                                                  table=r.table, constraint=r.name), policy, log)
             run_ddl(conn, f"validate {row.name}", [row.table, "Workspace"],
                     lambda r=row: db.execute(conn, "common/validate_constraint",
-                                             table=r.table, constraint=r.name), policy, log)
+                                             table=r.table, constraint=r.name), policy, log,
+                    queues_writers=False)
     after = detect(conn)
     if not after["complete"].all():
         raise GateFailed("Migration 1 incomplete after the stage: "

@@ -46,7 +46,7 @@ def apply(conn: psycopg.Connection, policy: RetryPolicy, run_id: str, log: DDLLo
                 run_ddl(conn, f"{table}: validate CHECK", [table],
                         lambda t=table, n=name: db.execute(conn, "common/validate_constraint", table=t,
                                                                    constraint=n),
-                        policy, log)
+                        policy, log, queues_writers=False)
             except psycopg.errors.CheckViolation:
                 raise GateFailed(checks.null_message(checks.null_counts(conn))
                                  + " (a NULL arrived after the sweep; the CHECK now rejects new ones: "
