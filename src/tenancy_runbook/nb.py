@@ -14,6 +14,7 @@ def connect(read_only: bool = False) -> psycopg.Connection:
     """Connect to DATABASE_URL and say where (never with the password)."""
     pd.set_option("display.max_colwidth", 120)
     pd.set_option("display.max_rows", 200)
+    pd.set_option("display.expand_frame_repr", False)   # one line per row in the text export
     url = db.database_url()
     conn = db.connect(url, read_only=read_only)
     mode = "read-only session" if read_only else "read-write session"
