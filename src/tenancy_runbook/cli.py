@@ -41,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--to", dest="stop", metavar="STAGE", help="last stage to run (notebook stem)")
     run.set_defaults(handler=_run)
 
+    verify = sub.add_parser("verify", help="check an archived run: every artifact's hash and the chain")
+    verify.add_argument("run_dir", type=Path, help="a run directory, e.g. outputs/20261125T101500Z-1a2b3c")
+    verify.set_defaults(handler=_verify)
+
     from . import demo
     demo.add_arguments(sub.add_parser("demo", help="run the whole runbook on a throwaway embedded "
                                       "PostgreSQL seeded with synthetic Data Hub data"))
@@ -52,7 +56,18 @@ def _run(args) -> int:
     book = runbook.load(args.runbook, overrides)
     stages = book.select(args.start, args.stop)
     run_dir = args.run_dir or runner.new_run_dir()
-    return report(runner.run(stages, run_dir, on_stage=print_stage), run_dir, stages)
+    return report(runner.run(book, stages, run_dir, on_stage=print_stage), run_dir, stages)
+
+
+def _verify(args) -> int:
+    from . import archive
+    if not args.run_dir.is_dir():
+        raise RunbookError(f"{args.run_dir} is not a directory")
+    problems = archive.verify(args.run_dir)
+    for problem in problems:
+        print(problem)
+    print(f"{args.run_dir}: " + ("intact" if not problems else f"{len(problems)} problem(s)"))
+    return 1 if problems else 0
 
 
 def print_stage(result: runner.StageResult) -> None:

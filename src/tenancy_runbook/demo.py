@@ -123,7 +123,7 @@ def handle(args) -> int:
         print("seeded: " + ", ".join(f"{t} {n}" for t, n in counts.items()), flush=True)
         os.environ[db.ENV_VAR] = url
         run_dir = args.run_dir or runner.new_run_dir()
-        results = runner.run(book.stages, run_dir, on_stage=cli.print_stage)
+        results = runner.run(book, book.stages, run_dir, on_stage=cli.print_stage)
         code = cli.report(results, run_dir, book.stages)
     print("embedded server stopped")
     return code
