@@ -1,10 +1,11 @@
 # make demo: the whole runbook on a throwaway embedded PostgreSQL.   make test: the test suite.
+# make lab: JupyterLab on a long-lived demo database (.lab/), started if needed.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test lab install clean
 
 install: $(STAMP)
 
@@ -17,8 +18,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/tenancy-runbook demo
 
+lab: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[lab]'
+	$(BIN)/tenancy-runbook lab
+
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	-$(BIN)/tenancy-runbook lab --stop
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .lab

@@ -8,6 +8,9 @@ import psycopg
 from . import TENANT_TABLES, db
 from .errors import GateFailed
 
+# the SQL files this module runs (tenancy-runbook plan lists them per stage)
+SQL = ("common/read_only_session", "common/column_state", "common/row_count", "common/null_count")
+
 
 def column_state(conn: psycopg.Connection, tables=TENANT_TABLES) -> pd.DataFrame:
     """One row per table: whether it exists and its workspaceId column's state."""

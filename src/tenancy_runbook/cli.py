@@ -41,13 +41,23 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--to", dest="stop", metavar="STAGE", help="last stage to run (notebook stem)")
     run.set_defaults(handler=_run)
 
+    plan = sub.add_parser("plan", help="show the stages, their parameters and the SQL each runs, "
+                          "without touching the database (with DATABASE_URL set: the preflight numbers too)")
+    plan.add_argument("runbook", type=Path, help="runbook file, e.g. runbooks/datahub-tenancy.yaml")
+    plan.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    plan.add_argument("--from", dest="start", metavar="STAGE")
+    plan.add_argument("--to", dest="stop", metavar="STAGE")
+    plan.add_argument("--no-sql", action="store_true", help="list the SQL files without their text")
+    plan.set_defaults(handler=_plan)
+
     verify = sub.add_parser("verify", help="check an archived run: every artifact's hash and the chain")
     verify.add_argument("run_dir", type=Path, help="a run directory, e.g. outputs/20261125T101500Z-1a2b3c")
     verify.set_defaults(handler=_verify)
 
-    from . import demo
+    from . import demo, lab
     demo.add_arguments(sub.add_parser("demo", help="run the whole runbook on a throwaway embedded "
                                       "PostgreSQL seeded with synthetic Data Hub data"))
+    lab.add_arguments(sub.add_parser("lab", help="JupyterLab on the demo database (started if needed)"))
     return parser
 
 
@@ -57,6 +67,15 @@ def _run(args) -> int:
     stages = book.select(args.start, args.stop)
     run_dir = args.run_dir or runner.new_run_dir()
     return report(runner.run(book, stages, run_dir, on_stage=print_stage), run_dir, stages)
+
+
+def _plan(args) -> int:
+    from . import plan
+    book = runbook.load(args.runbook, dict(args.parameter))
+    stages = book.select(args.start, args.stop)
+    for line in plan.lines(book, stages, with_sql=not args.no_sql) + plan.preflight_numbers():
+        print(line)
+    return 0
 
 
 def _verify(args) -> int:

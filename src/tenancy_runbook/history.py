@@ -15,6 +15,10 @@ import psycopg
 from . import db
 from .paths import SQL_DIR
 
+SQL = ("history/prisma_table", "history/prisma_applied", "history/prisma_roll_back_unfinished",
+       "history/prisma_record", "history/own_table", "history/own_table_present", "history/own_applied",
+       "history/own_record")
+
 
 def checksum(migration: str) -> str:
     """sha256 of the migration.sql text, as 64 lowercase hex characters (Prisma's checksum)."""

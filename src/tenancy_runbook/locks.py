@@ -21,6 +21,8 @@ import psycopg
 from . import db
 from .errors import GateFailed
 
+SQL = ("locks/set_timeouts", "locks/blockers")
+
 
 @dataclass
 class RetryPolicy:
@@ -47,13 +49,15 @@ class DDLLog:
 
 
 def run_ddl(conn: psycopg.Connection, step: str, tables: list[str], action: Callable[[], object],
-            policy: RetryPolicy, log: DDLLog, queues_writers: bool = True):
+            policy: RetryPolicy, log: DDLLog, queues_writers: bool = True, transaction: bool = True):
     """Run ``action`` (one DDL statement or transaction on ``conn``) under ``policy``.
 
     ``queues_writers=False`` is for statements whose lock (SHARE UPDATE EXCLUSIVE: CREATE/DROP
     INDEX CONCURRENTLY, VALIDATE CONSTRAINT) conflicts with no writer, so a writer never queues
     behind them while they wait: they may wait for old transactions as long as
     statement_timeout allows, instead of failing after lock_timeout on a busy database.
+    ``transaction=False`` is for the statements that cannot run in one (CONCURRENTLY); every
+    other step is its own explicit transaction, so a failure leaves nothing half-done.
     """
     db.execute(conn, "locks/set_timeouts", {
         "lock_timeout": policy.lock_timeout if queues_writers else "0",
@@ -64,7 +68,11 @@ def run_ddl(conn: psycopg.Connection, step: str, tables: list[str], action: Call
         attempt += 1
         t0 = time.monotonic()
         try:
-            result = action()
+            if transaction:
+                with conn.transaction():
+                    result = action()
+            else:
+                result = action()
         except psycopg.errors.LockNotAvailable:
             waited += time.monotonic() - t0
             elapsed = time.monotonic() - started

@@ -41,7 +41,11 @@ def enable_sql_magic(displaylimit: int = 50) -> None:
 
 def bar(frame: pd.DataFrame, x: str, y: str | list[str], title: str, ylabel: str = "rows"):
     """A bar chart of ``frame`` (shown inline; zero bars are drawn as zero)."""
-    ax = frame.plot.bar(x=x, y=y, title=title, rot=0, legend=isinstance(y, list), figsize=(7, 3))
+    long_labels = frame[x].astype(str).str.len().max() > 14 if len(frame) else False
+    ax = frame.plot.bar(x=x, y=y, title=title, rot=25 if long_labels else 0, legend=isinstance(y, list),
+                        figsize=(7, 3.6 if long_labels else 3))
+    if long_labels:
+        plt.setp(ax.get_xticklabels(), ha="right")
     ax.set_ylabel(ylabel)
     ax.set_xlabel("")
     top = frame[y].to_numpy().max() if len(frame) else 0

@@ -15,6 +15,11 @@ import psycopg
 from . import TENANT_TABLES, db
 from .errors import GateFailed
 
+SQL = ("quarantine/present", "quarantine/columns", "quarantine/ensure_table", "quarantine/move_by_id",
+       "quarantine/move_by_connection", "quarantine/move_unplaced", "quarantine/summary",
+       "quarantine/restore_conflicts", "quarantine/restore_conflicts_connection", "quarantine/restoring",
+       "quarantine/restore")
+
 SCHEMA = "datahub_quarantine"
 CHUNK = 5000          # rows per move transaction
 RESTORE_ORDER = ("Connection", "MetricDaily", "Insight", "ChatMessage")

@@ -90,7 +90,10 @@ def load(path: str | Path, overrides: dict[str, str] | None = None) -> Runbook:
         raise RunbookError(f"runbook {path} lists a stage twice: {', '.join(names)}")
 
     overrides = overrides or {}
-    for source, params in (("runbook 'parameters'", common), ("-p", overrides)):
+    for source, params in [("runbook 'parameters'", common), ("-p", overrides)] + [
+            (f"stage {s.name}", s.parameters) for s in stages]:
+        if "run_id" in params:
+            raise RunbookError(f"parameter 'run_id' ({source}) is set by the runner, one per run; remove it")
         for name in params:
             if not any(name in s.declared for s in stages):
                 raise RunbookError(f"unknown parameter {name!r} ({source}): no stage of {path.name} "

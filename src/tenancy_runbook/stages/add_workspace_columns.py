@@ -15,11 +15,17 @@ from __future__ import annotations
 import pandas as pd
 import psycopg
 
-from .. import db, history
+from .. import db, history, locks
 from ..errors import GateFailed
 from ..locks import DDLLog, RetryPolicy, run_ddl
 
 MIGRATION = "migrations/20251219170000_add_workspace_to_datahub_models/migration"
+INDEXES = ("Connection_workspaceId_provider_key", "MetricDaily_workspaceId_date_idx",
+           "Insight_workspaceId_idx", "ChatMessage_workspaceId_createdAt_idx")
+SQL = (("add_workspace_columns/detect", "add_workspace_columns/add_column")
+       + tuple(f"add_workspace_columns/{i}" for i in INDEXES)
+       + ("add_workspace_columns/drop_index", "add_workspace_columns/add_foreign_key",
+          "common/validate_constraint") + locks.SQL + history.SQL)
 
 
 def detect(conn: psycopg.Connection) -> pd.DataFrame:
@@ -47,7 +53,8 @@ def apply(conn: psycopg.Connection, policy: RetryPolicy, run_id: str, log: DDLLo
                     policy, log)
         elif row.kind == "index":
             run_ddl(conn, f"build index {row.name}", [row.table],
-                    lambda r=row: _build_index(conn, r.name), policy, log, queues_writers=False)
+                    lambda r=row: _build_index(conn, r.name), policy, log, queues_writers=False,
+                    transaction=False)
         else:
             if not row.present:
                 run_ddl(conn, f"add {row.name} NOT VALID", [row.table, "Workspace"],

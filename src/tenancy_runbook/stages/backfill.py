@@ -23,7 +23,7 @@ import pandas as pd
 import psycopg
 from tqdm import tqdm
 
-from .. import TENANT_TABLES, checks, db, quarantine
+from .. import TENANT_TABLES, checks, db, locks, quarantine
 from ..errors import GateFailed, RunbookError
 from ..locks import DDLLog, RetryPolicy, run_ddl
 from . import preflight
@@ -36,6 +36,9 @@ STEPS = (  # table, its batch statement in sql/
 )
 CHOICES = ("fail", "quarantine")
 PROGRESS_ENV = "TENANCY_RUNBOOK_PROGRESS"   # set by the runner: also draw progress on its terminal
+SQL = (checks.SQL + preflight.SQL[len(checks.SQL):]
+       + ("backfill/guard", "backfill/guard_trigger", "backfill/guard_state", "common/set_local_timeouts")
+       + tuple(dict.fromkeys(statement for _, statement in STEPS)) + quarantine.SQL + locks.SQL)
 
 
 @dataclass

@@ -12,6 +12,7 @@ import psycopg
 from .. import checks, db
 
 SUCCESS = "✅ All Data Hub workspaceId values are backfilled (no NULLs)."
+SQL = checks.SQL + ("check_backfill/duplicates", "preflight/providers", "check_backfill/rule_mismatches")
 
 
 def null_counts(conn: psycopg.Connection) -> pd.DataFrame:

@@ -15,8 +15,11 @@ import psycopg
 from .. import TENANT_TABLES, checks, db, history
 from ..errors import GateFailed
 from ..locks import DDLLog, RetryPolicy, run_ddl
+from . import backfill
 
 MIGRATION = "migrations/20251219171000_datahub_workspace_not_null/migration"
+SQL = (backfill.SQL + ("enforce_not_null/check_state", "enforce_not_null/add_check", "common/validate_constraint",
+                      "enforce_not_null/set_not_null", "enforce_not_null/drop_check") + history.SQL)
 
 
 def check_name(table: str) -> str:

@@ -8,6 +8,7 @@ import psycopg
 from .. import TENANT_TABLES, checks, db
 
 UNIQUE_INDEX = "Connection_workspaceId_provider_key"
+SQL = checks.SQL + ("post_verify/columns", "post_verify/index", "post_verify/foreign_keys")
 
 
 def columns(conn: psycopg.Connection) -> pd.DataFrame:

@@ -10,6 +10,9 @@ import psycopg
 
 from .. import DATAHUB_TABLES, checks, db
 
+SQL = checks.SQL + ("preflight/server", "preflight/collisions", "preflight/providers",
+                    "preflight/unplaceable_users")
+
 PROVIDERS_CHART_COLUMNS = ["provider", "colliding_pairs", "connections"]
 
 

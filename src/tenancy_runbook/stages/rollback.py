@@ -13,10 +13,12 @@ from __future__ import annotations
 import pandas as pd
 import psycopg
 
-from .. import TENANT_TABLES, checks, db, quarantine
+from .. import TENANT_TABLES, checks, db, locks, quarantine
 from ..errors import GateFailed
 from ..locks import DDLLog, RetryPolicy, run_ddl
 from .enforce_not_null import check_name
+
+SQL = (checks.SQL + ("enforce_not_null/drop_check", "rollback/drop_not_null") + quarantine.SQL + locks.SQL)
 
 
 def drop_not_null(conn: psycopg.Connection, confirm: bool, policy: RetryPolicy, log: DDLLog) -> pd.DataFrame:
@@ -37,6 +39,16 @@ def drop_not_null(conn: psycopg.Connection, confirm: bool, policy: RetryPolicy, 
     out = pd.DataFrame({"table": before["table"], "before": before["workspaceId"],
                         "after": after["workspaceId"]})
     out["changed"] = out["before"] != out["after"]
+    return out
+
+
+def preview(conn: psycopg.Connection) -> pd.DataFrame:
+    """What drop_not_null would change, changing nothing (a dry run)."""
+    checks.require_columns(conn, "90_rollback")
+    before = checks.column_state(conn)
+    out = pd.DataFrame({"table": before["table"], "before": before["workspaceId"],
+                        "after": before["workspaceId"].replace("NOT NULL", "nullable")})
+    out["changed"] = False
     return out
 
 

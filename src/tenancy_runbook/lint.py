@@ -1,0 +1,111 @@
+"""squawk, the PostgreSQL migration linter, over the DDL the runbook applies.
+
+The runbook's statements are rendered as the scripts a session runs: the session timeouts
+(the runbook sets them with set_config(); rendered here as the equivalent SET), then every
+DDL statement of the stage in order, identifiers filled in. Prisma's plain migration.sql
+files are linted beside them, to show what the online versions avoid.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from . import TENANT_TABLES, db
+from .errors import RunbookError
+from .paths import SQL_DIR
+from .stages import add_workspace_columns, enforce_not_null
+
+INDEXES = ("Connection_workspaceId_provider_key", "MetricDaily_workspaceId_date_idx",
+           "Insight_workspaceId_idx", "ChatMessage_workspaceId_createdAt_idx")
+
+
+def _statement(name: str, **identifiers) -> str:
+    """A statement the runbook runs in its own transaction (locks.run_ddl), rendered."""
+    return "BEGIN;\n" + _bare(name, **identifiers) + "\nCOMMIT;"
+
+
+def _bare(name: str, **identifiers) -> str:
+    """A statement that runs outside any transaction (CONCURRENTLY), rendered."""
+    return db.load_sql(name, **identifiers).as_string(None).strip().rstrip(";") + ";"
+
+
+def _session(lock_timeout: str, statement_timeout: str) -> list[str]:
+    return [f"SET lock_timeout = '{lock_timeout}';", f"SET statement_timeout = '{statement_timeout}';"]
+
+
+def runbook_scripts(lock_timeout: str = "500ms", statement_timeout: str = "1h") -> dict[str, str]:
+    """{label: SQL script} of the DDL the runbook applies, as it applies it."""
+    m1 = _session(lock_timeout, statement_timeout)
+    m1 += [_statement("add_workspace_columns/add_column", table=t) for t in TENANT_TABLES]
+    m1 += [_bare(f"add_workspace_columns/{i}") for i in INDEXES]
+    for t in TENANT_TABLES:
+        m1.append(_statement("add_workspace_columns/add_foreign_key", table=t, constraint=f"{t}_workspaceId_fkey"))
+        m1.append(_statement("common/validate_constraint", table=t, constraint=f"{t}_workspaceId_fkey"))
+    m2 = _session(lock_timeout, statement_timeout)
+    for t in TENANT_TABLES:
+        check = enforce_not_null.check_name(t)
+        m2 += [_statement("enforce_not_null/add_check", table=t, constraint=check),
+               _statement("common/validate_constraint", table=t, constraint=check),
+               _statement("enforce_not_null/set_not_null", table=t),
+               _statement("enforce_not_null/drop_check", table=t, constraint=check)]
+    return {f"runbook: {add_workspace_columns.MIGRATION.split('/')[1]}": "\n".join(m1) + "\n",
+            f"runbook: {enforce_not_null.MIGRATION.split('/')[1]}": "\n".join(m2) + "\n"}
+
+
+def prisma_scripts() -> dict[str, str]:
+    """{label: SQL} of Prisma's plain migrations, as the seed review would apply them."""
+    return {f"prisma (plain): {m.split('/')[1]}": (SQL_DIR / f"{m}.sql").read_text()
+            for m in (add_workspace_columns.MIGRATION, enforce_not_null.MIGRATION)}
+
+
+def squawk_binary() -> str:
+    found = shutil.which("squawk") or shutil.which("squawk", path=str(Path(sys.executable).parent))
+    if not found:
+        raise RunbookError("squawk is not installed: pip install squawk-cli (the package depends on it)")
+    return found
+
+
+def run(scripts: dict[str, str], pg_version: str = "15") -> pd.DataFrame:
+    """squawk's findings for each script: one row per finding (line numbers 1-based)."""
+    binary = squawk_binary()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="tenancy-runbook-squawk-") as tmp:
+        for index, (label, text) in enumerate(scripts.items()):
+            path = Path(tmp) / f"{index}.sql"
+            path.write_text(text)
+            proc = subprocess.run([binary, f"--pg-version={pg_version}", "--reporter", "json", str(path)],
+                                  capture_output=True, text=True, timeout=60)
+            try:
+                findings = json.loads(proc.stdout or "[]")
+            except ValueError:
+                raise RunbookError(f"squawk failed on {label}: {proc.stderr.strip() or proc.stdout[:200]}") from None
+            lines = text.splitlines()
+            for f in findings:
+                line = int(f.get("line", 0))
+                rows.append({"script": label, "line": line + 1, "rule": f.get("rule_name"),
+                             "level": f.get("level"), "message": f.get("message"),
+                             "statement": lines[line].strip()[:120] if line < len(lines) else ""})
+    return pd.DataFrame(rows, columns=["script", "line", "rule", "level", "message", "statement"])
+
+
+def by_rule(runbook: pd.DataFrame, prisma: pd.DataFrame) -> pd.DataFrame:
+    """Findings per squawk rule: the runbook's statements beside Prisma's plain ones."""
+    rules = sorted(set(runbook["rule"]) | set(prisma["rule"]))
+    return pd.DataFrame({"rule": rules,
+                         "runbook": [int((runbook["rule"] == r).sum()) for r in rules],
+                         "prisma_plain": [int((prisma["rule"] == r).sum()) for r in rules]})
+
+
+def problems(runbook: pd.DataFrame) -> list[str]:
+    if runbook.empty:
+        return []
+    return ["squawk flags the runbook's own DDL: " + "; ".join(
+        f"{r.script} line {r.line}: {r.rule} ({r.message})" for r in runbook.itertuples())
+        + ". Fix the statement in sql/ (or justify it with a squawk-ignore comment there)."]

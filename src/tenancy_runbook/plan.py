@@ -1,0 +1,74 @@
+"""What a runbook will do, before it does it: stages, parameters, the SQL each runs.
+
+Touches no database, unless DATABASE_URL is set: then the preflight numbers too (read-only).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+from . import db
+from .paths import ROOT, SQL_DIR
+from .runbook import Runbook, Stage
+
+READ_ONLY = {"preflight", "check_backfill", "post_verify"}
+
+
+def stage_module(stage: Stage):
+    """notebooks/20_backfill.ipynb -> tenancy_runbook.stages.backfill"""
+    return importlib.import_module(f"tenancy_runbook.stages.{stage.name.split('_', 1)[1]}")
+
+
+def parameters(stage: Stage) -> list[str]:
+    """name = value for every parameter: the runbook's or -p's, else the notebook's default."""
+    out = []
+    for name, info in stage.declared.items():
+        if name == "run_id":
+            out.append("run_id = <set by the runner>")
+        elif name in stage.parameters:
+            out.append(f"{name} = {stage.parameters[name]!r}")
+        else:
+            out.append(f"{name} = {info.get('default')} (default)")
+    return out
+
+
+def lines(book: Runbook, stages: list[Stage], with_sql: bool = True) -> list[str]:
+    out = [f"runbook {book.path} (sha256 {book.sha256}): {len(stages)} stage(s)", ""]
+    for stage in stages:
+        module = stage_module(stage)
+        kind = "read-only" if module.__name__.rsplit(".", 1)[1] in READ_ONLY else "writes"
+        out.append(f"{stage.name}  ({kind}; notebook {stage.notebook.relative_to(ROOT)})")
+        out += [f"  {p}" for p in parameters(stage)]
+        out.append("  SQL it runs:")
+        for name in dict.fromkeys(module.SQL):
+            path = SQL_DIR / f"{name}.sql"
+            out.append(f"    sql/{name}.sql")
+            if with_sql:
+                out += [f"      | {line}" for line in path.read_text().rstrip().splitlines()]
+        out.append("")
+    return out
+
+
+def preflight_numbers() -> list[str]:
+    """With DATABASE_URL set: the numbers 00_preflight will show (read-only)."""
+    if not os.environ.get(db.ENV_VAR):
+        return ["DATABASE_URL is not set: no preflight numbers (set it to see them)."]
+    from .stages import preflight
+
+    url = db.database_url()
+    with db.connect(url, read_only=True) as conn:
+        missing = preflight.missing_tables(preflight.tables(conn))
+        if missing:
+            return [f"{db.describe(url)}: not a Data Hub database (missing {', '.join(missing)})"]
+        counts = preflight.counts(conn)
+        collisions = preflight.collisions(conn)
+        unplaced = preflight.unplaceable_users(conn)
+        server = preflight.server(conn)
+    out = [f"preflight numbers for {db.describe(url)} (PostgreSQL {server['server_version']}):"]
+    out += [f"  {r.table:<12} rows {r.rows:>12,}  NULL workspaceId {r.nulls:>12,}  column {r.column}"
+            for r in counts.itertuples()]
+    out.append(f"  projected (workspaceId, provider) collisions: {len(collisions)}"
+               + (f" over {int(collisions['connections'].sum())} connections" if len(collisions) else ""))
+    out.append(f"  users the backfill rule cannot place (with rows to migrate): {len(unplaced)}")
+    return out

@@ -1,0 +1,112 @@
+"""The operator's tools: plan, the squawk lint, read-only stages, the notebooks' defaults, lab."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import psycopg
+import pytest
+from conftest import cli, notebook_text, query, run_runbook, schema_snapshot, snapshot
+
+from tenancy_runbook import checks, db, history, lint, locks, quarantine
+from tenancy_runbook.paths import NOTEBOOKS_DIR, ROOT, SQL_DIR
+from tenancy_runbook.stages import (add_workspace_columns, backfill, check_backfill, enforce_not_null, post_verify,
+                                    preflight, remove_guard, rollback)
+
+STAGE_MODULES = [preflight, add_workspace_columns, backfill, check_backfill, enforce_not_null, post_verify,
+                 remove_guard, rollback]
+SQL_NAME = re.compile(r'"((?:common|preflight|add_workspace_columns|backfill|check_backfill|enforce_not_null|'
+                      r'post_verify|remove_guard|rollback|quarantine|history|locks)/\w+)"')
+
+
+def test_plan_shows_stages_parameters_and_sql_without_a_database():
+    result = cli("plan", "runbooks/datahub-tenancy.yaml", "-p", "on_orphan", "quarantine")
+    assert result.returncode == 0, result.stderr
+    for stage in ("00_preflight", "20_backfill", "40_enforce_not_null", "60_remove_guard"):
+        assert f"\n{stage}  (" in result.stdout
+    assert "on_orphan = 'quarantine'" in result.stdout and "batch_size = 1000 (default)" in result.stdout
+    add_check = (SQL_DIR / "enforce_not_null" / "add_check.sql").read_text().splitlines()[-1]
+    assert f"| {add_check}" in result.stdout
+    assert "DATABASE_URL is not set: no preflight numbers" in result.stdout
+
+
+def test_plan_with_database_url_adds_the_preflight_numbers_and_writes_nothing(datahub):
+    url = datahub(shared_pairs=3, collisions=1)
+    rows, schema = snapshot(url), schema_snapshot(url)
+    result = cli("plan", "runbooks/datahub-tenancy.yaml", "--no-sql", url=url)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"MetricDaily\s+rows\s+240\s+NULL workspaceId\s+240\s+column absent", result.stdout)
+    assert "projected (workspaceId, provider) collisions: 2 over 4 connections" in result.stdout
+    assert (snapshot(url), schema_snapshot(url)) == (rows, schema)
+
+
+def test_every_stage_declares_the_sql_it_runs():
+    for module in STAGE_MODULES + [checks, locks, history, quarantine]:
+        used = set(SQL_NAME.findall(open(module.__file__).read()))
+        assert used <= set(module.SQL), (module.__name__, used - set(module.SQL))
+        assert all((SQL_DIR / f"{name}.sql").is_file() for name in module.SQL)
+    claimed = {name for m in STAGE_MODULES for name in m.SQL}
+    runbook_sql = {p.relative_to(SQL_DIR).with_suffix("").as_posix() for p in SQL_DIR.rglob("*.sql")
+                   if p.parts[-2] not in ("demo", "archive", "migrations") and "migrations" not in p.parts}
+    assert runbook_sql <= claimed, runbook_sql - claimed
+
+
+def test_squawk_passes_the_runbooks_ddl_and_flags_the_plain_migrations():
+    assert lint.run(lint.runbook_scripts()).empty
+    flagged = set(lint.run(lint.prisma_scripts())["rule"])
+    assert {"require-concurrent-index-creation", "constraint-missing-not-valid", "adding-foreign-key-constraint",
+            "adding-not-nullable-field", "require-lock-timeout", "require-statement-timeout"} <= flagged
+    # the rendered scripts are the statements the stages run
+    script = "\n".join(lint.runbook_scripts().values())
+    assert 'CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "Connection_workspaceId_provider_key"' in script
+    assert 'ALTER TABLE "MetricDaily" ALTER COLUMN "workspaceId" SET NOT NULL;' in script
+
+
+def test_read_only_stages_cannot_write(datahub):
+    url = datahub()
+    with db.connect(url, read_only=True) as conn, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        conn.execute("""DELETE FROM "ChatMessage" """)
+    for name in ("00_preflight", "30_check_backfill", "50_post_verify"):
+        source = json.loads((NOTEBOOKS_DIR / f"{name}.ipynb").read_text())
+        assert any("nb.connect(read_only=True)" in "".join(c["source"]) for c in source["cells"]), name
+
+
+def test_every_notebook_runs_top_to_bottom_with_its_defaults(datahub, tmp_path):
+    """As in JupyterLab: each notebook in turn, no parameter given (90_rollback is then a dry run)."""
+    url = datahub()
+    for notebook in sorted(NOTEBOOKS_DIR.glob("*.ipynb")):
+        out = tmp_path / notebook.name
+        result = subprocess.run([sys.executable, "-m", "papermill", str(notebook), str(out), "--no-progress-bar"],
+                                cwd=NOTEBOOKS_DIR, env={**os.environ, "DATABASE_URL": url},
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, (notebook.name, result.stderr[-2000:])
+    assert "Dry run (confirm is not True): nothing was changed" in notebook_text(tmp_path / "90_rollback.ipynb")
+    assert query(url, """SELECT is_nullable FROM information_schema.columns
+                         WHERE table_name = 'Connection' AND column_name = 'workspaceId'""") == [("NO",)]
+    assert "squawk: 0 finding(s) in the runbook's DDL, 36 in Prisma's plain migrations." in \
+        notebook_text(tmp_path / "00_preflight.ipynb")
+
+
+def test_lab_prepares_a_demo_database_and_stops_it(tmp_path):
+    env = {"TENANCY_RUNBOOK_LAB_HOME": str(tmp_path / "lab")}
+    first = cli("lab", "--prepare-only", env=env)
+    try:
+        assert first.returncode == 0, first.stderr
+        assert "seeded the demo database" in first.stdout
+        url = re.search(r"^DATABASE_URL=(\S+)$", first.stdout, re.M).group(1)
+        again = cli("lab", "--prepare-only", env=env)          # running already: reused, not reseeded
+        assert again.returncode == 0 and "seeded" not in again.stdout
+        assert run_runbook(url, tmp_path / "run", "--to", "00_preflight").returncode == 0
+    finally:
+        assert cli("lab", "--stop", env=env).returncode == 0
+    assert not (tmp_path / "lab" / "pgdata" / "postmaster.pid").exists()
+
+
+def test_run_id_cannot_be_set_by_hand(tmp_path):
+    result = cli("run", "runbooks/datahub-tenancy.yaml", "-p", "run_id", "x", url="postgresql://x@127.0.0.1:1/x")
+    assert result.returncode == 2 and "is set by the runner" in result.stderr
+    assert (ROOT / "runbooks" / "rollback.yaml").is_file()
