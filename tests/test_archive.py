@@ -25,7 +25,8 @@ def test_a_run_leaves_notebooks_html_and_a_complete_manifest(datahub, tmp_path):
     for stage in stages:
         assert (run_dir / f"{stage}.ipynb").is_file() and (run_dir / f"{stage}.html").is_file()
         html = (run_dir / f"{stage}.html").read_text()
-        assert not re.search(r'(?:src|href)="https?://', html), "the HTML opens offline"
+        assert not re.search(r'<(?:script|link|img|iframe)\b[^>]*(?:src|href)="https?://', html), \
+            "the HTML loads nothing from the network: it opens offline"
     assert "data:image/png;base64," in (run_dir / "00_preflight.html").read_text()
     assert m["run_id"] == run_dir.name and m["result"] == "passed"
     assert m["runbook"]["sha256"] == hashlib.sha256(open(m["runbook"]["path"], "rb").read()).hexdigest()
@@ -34,7 +35,7 @@ def test_a_run_leaves_notebooks_html_and_a_complete_manifest(datahub, tmp_path):
     assert m["suite"]["packages"]["papermill"] and m["suite"]["packages"]["psycopg"]
     assert m["database"]["server_version"] and m["database"]["database"] == urlsplit(url).path.lstrip("/")
     assert m["database"]["system_identifier"] is None or m["database"]["system_identifier"].isdigit()
-    assert m["stages"][0]["parameters"] == {"on_collision": "fail", "on_orphan": "fail"}
+    assert m["stages"][0]["parameters"] == {"on_collision": "fail", "on_orphan": "fail", "lock_timeout": "500ms"}
     gates = m["stages"][0]["gates"]
     assert [g["result"] for g in gates] == ["passed", "passed"] and all(g["started_at"] for g in gates)
     assert set(m["artifacts"]) == {p.name for p in run_dir.iterdir()} - {"manifest.json"}

@@ -53,8 +53,8 @@ def test_parameter_of_wrong_type(tmp_path):
     ("stages: [00_preflight\n", ["is not valid YAML"]),
     ("name: x\n", ["non-empty 'stages' list"]),
     ("stages:\n  - notebook: 15_not_a_stage\n", ["unknown stage '15_not_a_stage'", "00_preflight"]),
-    ("stages:\n  - notebook: 00_preflight\n    parameters: {lock_timeout: 1s}\n",
-     ["stage 00_preflight has no parameter 'lock_timeout'"]),
+    ("stages:\n  - notebook: 00_preflight\n    parameters: {batch_size: 10}\n",
+     ["stage 00_preflight has no parameter 'batch_size'"]),
     ("stagez: []\n", ["unknown key(s) stagez"]),
 ])
 def test_invalid_runbook_file(tmp_path, text, words):
