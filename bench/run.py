@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+"""Benchmark: is the runbook online and fast at 10 million rows?
+
+    .venv/bin/python bench/run.py                       # small default (200k MetricDaily rows)
+    .venv/bin/python bench/run.py --rows 1000000 --rows 10000000
+
+For each size it builds a Data Hub database (embedded server, or the server of DATABASE_URL:
+it creates databases there), then measures side by side, on identical copies of the data:
+  * the MetricDaily backfill: the runbook's keyset batches vs one UPDATE ... FROM;
+  * writer latency (several connections inserting and updating rows in the tables) during
+    both backfills, and during NOT NULL enforcement: the runbook's vs the seed's Option B;
+  * the whole runbook from 20_backfill on, through papermill: peak memory of the runner and of
+    each kernel, and papermill's own overhead per stage.
+It writes docs/benchmarks.md (+ .json, .png). Targets are reported, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from tenancy_runbook import archive, db, demo, embedded  # noqa: E402
+from tenancy_runbook.locks import DDLLog, RetryPolicy  # noqa: E402
+from tenancy_runbook.stages import add_workspace_columns, backfill, enforce_not_null  # noqa: E402
+
+WRITERS = 4
+
+
+def seed_options(rows: int) -> dict:
+    """Seed sizes giving about ``rows`` MetricDaily rows (2 connections x 3 metrics a day)."""
+    users = max(40, rows // 1000)
+    return {"users": users, "connections_per_user": 2, "metrics_per_day": 3,
+            "metric_days": max(1, math.ceil(rows / (users * 6))), "insights_per_user": 4,
+            "messages_per_user": 10, "users_without_default": users // 10, "shared_pairs": users // 10}
+
+
+class Writers:
+    """Several connections writing as the application does; every operation's latency kept."""
+
+    def __init__(self, url: str, sample: list[dict], count: int = WRITERS):
+        self.url, self.sample, self.count = url, sample, count
+        self.stop, self.ops, self.errors, self.threads = threading.Event(), [], [], []
+
+    def __enter__(self):
+        for k in range(self.count):
+            thread = threading.Thread(target=self._run, args=(k,), daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()
+
+    def _run(self, k: int):
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            for n in range(10**9):
+                if self.stop.is_set():
+                    return
+                row = self.sample[(n * 7 + k) % len(self.sample)]
+                op = ("insert_metric", "insert_message", "update_metric", "update_connection")[n % 4]
+                params = {"id": f"w{k}_{n}_{uuid.uuid4().hex[:6]}", "n": n * WRITERS + k,
+                          "connection": row["connection_id"], "user": row["user_id"],
+                          "workspace": row["workspace_id"]}
+                if op == "update_metric":
+                    params["id"] = row["metric_id"]
+                elif op == "update_connection":
+                    params["id"] = row["connection_id"]
+                t0 = time.monotonic()
+                try:
+                    db.execute(conn, f"bench/writer_{op}", params)
+                except psycopg.Error as exc:
+                    self.errors.append(f"{op}: {str(exc).strip()[:120]}")
+                self.ops.append((t0, time.monotonic() - t0))
+                time.sleep(0.002)
+
+    def stats(self, start: float, end: float) -> dict:
+        lat = sorted(d for t, d in self.ops if start <= t <= end)
+        if not lat:
+            return {"ops": 0}
+        pick = lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1000, 1)  # noqa: E731
+        return {"ops": len(lat), "p50_ms": pick(0.5), "p99_ms": pick(0.99), "max_ms": round(lat[-1] * 1000, 1),
+                "errors": len(self.errors)}
+
+
+def timed(fn):
+    t0 = time.monotonic()
+    out = fn()
+    return out, time.monotonic() - t0
+
+
+def build_template(admin: str, rows: int) -> tuple[str, dict]:
+    """A database with the data seeded, migration 1 applied and every table but MetricDaily backfilled."""
+    name = f"bench_{rows}_{uuid.uuid4().hex[:6]}"
+    url = demo.create_database(admin, name)
+    demo.load_schema(url)
+    counts, seed_s = timed(lambda: demo.seed(url, **seed_options(rows)))
+    with db.connect(url) as conn:
+        policy, log = RetryPolicy(), DDLLog()
+        add_workspace_columns.apply(conn, policy, "bench", log)
+        backfill.install_guard(conn, policy, log)
+        for table, statement in backfill.STEPS:
+            if table != "MetricDaily":
+                backfill.backfill_table(conn, table, statement, backfill.BatchPolicy(), [], progress=False)
+        db.execute(conn, "bench/vacuum")
+    return name, {"counts": counts, "seed_s": round(seed_s, 1)}
+
+
+def copy_of(admin: str, template: str, label: str) -> str:
+    name = f"{template}_{label}"
+    with db.connect(admin) as conn:
+        db.execute(conn, "bench/create_from_template", name=name, template=template)
+    return db.with_database(admin, name)
+
+
+def sample(url: str) -> list[dict]:
+    with db.connect(url) as conn:
+        return db.rows(conn, "bench/sample", {"limit": 2000})
+
+
+def measure_backfills(admin: str, template: str) -> dict:
+    out = {}
+    a = copy_of(admin, template, "a")
+    with db.connect(a) as conn, Writers(a, sample(a)) as w:
+        batches = []
+        t0 = time.monotonic()
+        done = backfill.backfill_table(conn, "MetricDaily", "backfill/batch_metric_daily",
+                                       backfill.BatchPolicy(), batches, progress=False)
+        t1 = time.monotonic()
+        out["batched"] = {"rows": done, "seconds": round(t1 - t0, 2), "rows_per_s": round(done / (t1 - t0)),
+                          "batches": len(batches), "max_batch_ms": max(b["ms"] for b in batches),
+                          "p50_batch_ms": sorted(b["ms"] for b in batches)[len(batches) // 2],
+                          "writers": w.stats(t0, t1)}
+    b = copy_of(admin, template, "b")
+    with db.connect(b) as conn, Writers(b, sample(b)) as w:
+        t0 = time.monotonic()
+        done = db.execute(conn, "bench/single_update")
+        t1 = time.monotonic()
+        out["single_update"] = {"rows": done, "seconds": round(t1 - t0, 2), "rows_per_s": round(done / (t1 - t0)),
+                                "writers": w.stats(t0, t1)}
+    out["ratio"] = round(out["batched"]["rows_per_s"] / out["single_update"]["rows_per_s"], 3)
+    return out, a, b
+
+
+def measure_enforcement(a: str, b: str) -> dict:
+    out = {}
+    with db.connect(a) as conn, Writers(a, sample(a)) as w:
+        log = DDLLog()
+        t0 = time.monotonic()
+        enforce_not_null.apply(conn, RetryPolicy(), "bench", log)
+        t1 = time.monotonic()
+        out["runbook"] = {"seconds": round(t1 - t0, 2), "writers": w.stats(t0, t1),
+                          "max_lock_held_ms": max(s["held_ms"] for s in log.steps
+                                                  if "validate" not in s["step"])}
+    with db.connect(b) as conn, Writers(b, sample(b)) as w:
+        t0 = time.monotonic()
+        db.execute(conn, "bench/seed_option_b")
+        t1 = time.monotonic()
+        out["seed_option_b"] = {"seconds": round(t1 - t0, 2), "writers": w.stats(t0, t1)}
+    return out
+
+
+def measure_runbook(admin: str, template: str, work: Path) -> dict:
+    """The runbook from 20_backfill on, as an operator runs it; memory sampled every 50 ms."""
+    url = copy_of(admin, template, "c")
+    run_dir = work / f"run-{template}"
+    env = {**os.environ, "DATABASE_URL": url}
+    proc = subprocess.Popen([sys.executable, "-m", "tenancy_runbook", "run", str(ROOT / "runbooks/datahub-tenancy.yaml"),
+                             "--from", "20_backfill", "--to", "50_post_verify", "--run-dir", str(run_dir)],
+                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    runner, kernels = psutil.Process(proc.pid), {}
+    peak_runner = 0
+    while proc.poll() is None:
+        try:
+            peak_runner = max(peak_runner, runner.memory_info().rss)
+            for child in runner.children(recursive=True):
+                if "ipykernel_launcher" in " ".join(child.cmdline()):
+                    kernels[child.pid] = max(kernels.get(child.pid, 0), child.memory_info().rss)
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    output = proc.stdout.read()
+    if proc.returncode:
+        raise RuntimeError(f"the runbook failed:\n{output}")
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    stages = []
+    for stage in manifest["stages"]:
+        nb = json.loads((run_dir / stage["notebook"]).read_text())
+        in_cells = sum(c["metadata"].get("papermill", {}).get("duration") or 0 for c in nb["cells"])
+        stages.append({"stage": stage["name"], "seconds": stage["seconds"], "in_cells_s": round(in_cells, 2),
+                       "papermill_overhead_s": round(stage["seconds"] - in_cells, 2)})
+    mb = lambda b: round(b / 2**20, 1)  # noqa: E731
+    return {"peak_rss_runner_mb": mb(peak_runner), "peak_rss_kernels_mb": sorted(mb(v) for v in kernels.values()),
+            "peak_rss_mb": mb(max([peak_runner, *kernels.values()])), "stages": stages}
+
+
+def machine(server_version: str) -> dict:
+    return {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "platform": platform.platform(), "python": platform.python_version(),
+            "postgresql": server_version, "packages": archive.suite()["packages"],
+            "git_commit": archive.suite()["git_commit"]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, action="append", help="MetricDaily rows (repeat for several sizes; "
+                        "default 200000)")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = parser.parse_args()
+    sizes = sorted(args.rows or [200_000])
+    server = None
+    admin = os.environ.get("DATABASE_URL")
+    if not admin:
+        server = embedded.start()
+        admin = server.url
+    results = []
+    try:
+        with db.connect(admin) as conn:
+            version = db.one(conn, "archive/server")["server_version"]
+        with tempfile.TemporaryDirectory() as work:
+            for rows in sizes:
+                print(f"== {rows:,} MetricDaily rows", flush=True)
+                template, built = build_template(admin, rows)
+                print(f"   seeded in {built['seed_s']} s: {built['counts']}", flush=True)
+                backfills, a, b = measure_backfills(admin, template)
+                print(f"   backfill: batched {backfills['batched']['rows_per_s']:,} rows/s, single UPDATE "
+                      f"{backfills['single_update']['rows_per_s']:,} rows/s (ratio {backfills['ratio']})", flush=True)
+                enforcement = measure_enforcement(a, b)
+                print(f"   enforcement: writers max {enforcement['runbook']['writers'].get('max_ms')} ms (runbook) vs "
+                      f"{enforcement['seed_option_b']['writers'].get('max_ms')} ms (seed)", flush=True)
+                runbook = measure_runbook(admin, template, Path(work))
+                print(f"   runbook through papermill: peak RSS {runbook['peak_rss_mb']} MB", flush=True)
+                results.append({"rows": rows, **built, "backfill": backfills, "enforcement": enforcement,
+                                "runbook": runbook})
+                for suffix in ("", "_a", "_b", "_c"):
+                    demo.drop_database(admin, template + suffix)
+    finally:
+        if server:
+            server.stop()
+    from report import write   # bench/report.py
+    write(args.out, machine(version), results, " ".join(["bench/run.py", *sys.argv[1:]]))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+UPDATE "Connection" SET "status" = 'active', "updatedAt" = now() WHERE "id" = %(id)s
