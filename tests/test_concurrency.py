@@ -13,7 +13,7 @@ import time
 
 import psycopg
 import pytest
-from conftest import (TENANT, actual_workspaces, column_states, expected_workspaces, notebook_text, query,
+from conftest import (TENANT, actual_workspaces, column_states, expected_workspaces, query,
                       run_runbook, stage_lines)
 
 from tenancy_runbook.paths import ROOT
