@@ -117,9 +117,9 @@ def build_template(admin: str, rows: int) -> tuple[str, dict]:
         policy, log = RetryPolicy(), DDLLog()
         add_workspace_columns.apply(conn, policy, "bench", log)
         backfill.install_guard(conn, policy, log)
-        for table, statement in backfill.STEPS:
+        for table, _, _ in backfill.STEPS:
             if table != "MetricDaily":
-                backfill.backfill_table(conn, table, statement, backfill.BatchPolicy(), [], progress=False)
+                backfill.backfill_table(conn, table, backfill.BatchPolicy(), [], progress=False)
         db.execute(conn, "bench/vacuum")
     return name, {"counts": counts, "seed_s": round(seed_s, 1)}
 
@@ -144,8 +144,7 @@ def measure_backfills(admin: str, template: str) -> dict:
     with db.connect(a) as conn, Writers(a, sample(a)) as w:
         batches = []
         t0 = time.monotonic()
-        done = backfill.backfill_table(conn, "MetricDaily", "backfill/batch_metric_daily",
-                                       backfill.BatchPolicy(), batches, progress=False)
+        done = backfill.backfill_table(conn, "MetricDaily", backfill.BatchPolicy(), batches, progress=False)
         t1 = time.monotonic()
         out["batched"] = {"rows": done, "seconds": round(t1 - t0, 2), "rows_per_s": round(done / (t1 - t0)),
                           "batches": len(batches), "max_batch_ms": max(b["ms"] for b in batches),

@@ -18,8 +18,10 @@ from conftest import (TENANT, actual_workspaces, column_states, expected_workspa
 
 from tenancy_runbook.paths import ROOT
 
+# The smallest batch the first pass makes is one heap page (about 100 MetricDaily rows), so the
+# pause between batches is what stretches the backfill long enough to write or kill during it.
 SLOW_BATCHES = ["-p", "batch_size", "20", "-p", "min_batch_size", "10", "-p", "max_batch_size", "20",
-                "-p", "batch_pause_ms", "5"]
+                "-p", "batch_pause_ms", "50"]
 
 
 class OldAppWriter(threading.Thread):

@@ -1,22 +1,20 @@
--- One keyset batch of Insight: its connection's workspaceId when connectionId is set, else
--- its user's workspace.
-WITH batch AS (
-    SELECT "id", "userId", "connectionId"
-    FROM "Insight"
+-- One keyset batch of Insight, the second pass (after pages_insight.sql): its connection's
+-- workspaceId when connectionId is set, else its user's workspace.
+WITH batch AS MATERIALIZED (
+    SELECT "id",
+           CASE WHEN "connectionId" IS NOT NULL
+                THEN (SELECT c."workspaceId" FROM "Connection" c WHERE c."id" = i."connectionId")
+                ELSE tenancy_runbook.user_workspace("userId") END AS ws
+    FROM "Insight" i
     WHERE "workspaceId" IS NULL AND "id" > %(after)s
     ORDER BY "id"
     LIMIT %(size)s
-), placed AS (
-    SELECT b."id",
-           CASE WHEN b."connectionId" IS NOT NULL
-                THEN (SELECT c."workspaceId" FROM "Connection" c WHERE c."id" = b."connectionId")
-                ELSE tenancy_runbook.user_workspace(b."userId") END AS ws
-    FROM batch b
 ), updated AS (
     UPDATE "Insight" i
-    SET "workspaceId" = p.ws
-    FROM placed p
-    WHERE i."id" = p."id" AND i."workspaceId" IS NULL AND p.ws IS NOT NULL
+    SET "workspaceId" = b.ws
+    FROM batch b
+    WHERE i."id" = ANY (ARRAY(SELECT "id" FROM batch)) AND i."id" = b."id"
+      AND i."workspaceId" IS NULL AND b.ws IS NOT NULL
     RETURNING 1
 )
 SELECT (SELECT max("id") FROM batch) AS last_id,

@@ -1,5 +1,7 @@
--- One keyset batch of MetricDaily: its connection's workspaceId (Connection goes first).
-WITH batch AS (
+-- One keyset batch of MetricDaily, the second pass (after pages_metric_daily.sql): the next
+-- rows by primary key still NULL get their connection's workspaceId. The ids are looked up
+-- by primary key (= ANY of an array), so the UPDATE never scans the whole table.
+WITH batch AS MATERIALIZED (
     SELECT "id"
     FROM "MetricDaily"
     WHERE "workspaceId" IS NULL AND "id" > %(after)s
@@ -8,8 +10,8 @@ WITH batch AS (
 ), updated AS (
     UPDATE "MetricDaily" m
     SET "workspaceId" = c."workspaceId"
-    FROM batch b, "Connection" c
-    WHERE m."id" = b."id" AND m."workspaceId" IS NULL
+    FROM "Connection" c
+    WHERE m."id" = ANY (ARRAY(SELECT "id" FROM batch)) AND m."workspaceId" IS NULL
       AND c."id" = m."connectionId" AND c."workspaceId" IS NOT NULL
     RETURNING 1
 )

@@ -1,8 +1,9 @@
--- One keyset batch of Connection or ChatMessage ({table}): the next rows by primary key that
--- still have no workspaceId get their user's (tenancy_runbook.user_workspace, the rule).
--- Returns where the batch ended, so the next one starts after it.
-WITH batch AS (
-    SELECT "id", "userId"
+-- One keyset batch of Connection or ChatMessage ({table}), the second pass (after
+-- pages_user_rows.sql): the next rows by primary key that still have no workspaceId get their
+-- user's (tenancy_runbook.user_workspace, the rule). Returns where the batch ended, so the
+-- next one starts after it.
+WITH batch AS MATERIALIZED (
+    SELECT "id", tenancy_runbook.user_workspace("userId") AS ws
     FROM {table}
     WHERE "workspaceId" IS NULL AND "id" > %(after)s
     ORDER BY "id"
@@ -10,8 +11,9 @@ WITH batch AS (
 ), updated AS (
     UPDATE {table} r
     SET "workspaceId" = b.ws
-    FROM (SELECT "id", tenancy_runbook.user_workspace("userId") AS ws FROM batch) b
-    WHERE r."id" = b."id" AND r."workspaceId" IS NULL AND b.ws IS NOT NULL
+    FROM batch b
+    WHERE r."id" = ANY (ARRAY(SELECT "id" FROM batch)) AND r."id" = b."id"
+      AND r."workspaceId" IS NULL AND b.ws IS NOT NULL
     RETURNING 1
 )
 SELECT (SELECT max("id") FROM batch) AS last_id,

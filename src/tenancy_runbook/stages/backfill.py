@@ -5,9 +5,11 @@
      rows, to datahub_quarantine.
   2. The transition guard: a trigger on each table places rows that application servers of
      the old version keep writing without a workspaceId (removed by 60_remove_guard).
-  3. Keyset batches by primary key, table by table in dependency order, each batch its own
-     short transaction touching only rows still NULL: killed at any moment, nothing is lost
-     and a re-run continues. The batch size adapts toward a target duration.
+  3. Table by table in dependency order, batches that each are their own short transaction
+     touching only rows still NULL: killed at any moment, nothing is lost and a re-run
+     continues. The first pass walks the heap pages in physical order (TID ranges: the same
+     I/O as one big UPDATE); a second pass, by primary key, takes what is still NULL after
+     it. The batch size adapts toward a target duration.
   4. Rows the rule cannot place: ``on_orphan='fail'`` leaves them NULL (30_check_backfill then
      stops the runbook); ``'quarantine'`` moves them to datahub_quarantine.
 """
@@ -28,17 +30,20 @@ from ..errors import GateFailed, RunbookError
 from ..locks import DDLLog, RetryPolicy, run_ddl
 from . import preflight
 
-STEPS = (  # table, its batch statement in sql/
-    ("Connection", "backfill/batch_user_rows"),
-    ("MetricDaily", "backfill/batch_metric_daily"),
-    ("Insight", "backfill/batch_insight"),
-    ("ChatMessage", "backfill/batch_user_rows"),
+STEPS = (  # table, its first pass (pages in physical order), its second pass (keyset), in sql/
+    ("Connection", "backfill/pages_user_rows", "backfill/batch_user_rows"),
+    ("MetricDaily", "backfill/pages_metric_daily", "backfill/batch_metric_daily"),
+    ("Insight", "backfill/pages_insight", "backfill/batch_insight"),
+    ("ChatMessage", "backfill/pages_user_rows", "backfill/batch_user_rows"),
 )
+MAX_BATCH_PAGES = 4096   # 32 MB of heap: bounds a first-pass batch where few rows are NULL
 CHOICES = ("fail", "quarantine")
 PROGRESS_ENV = "TENANCY_RUNBOOK_PROGRESS"   # set by the runner: also draw progress on its terminal
 SQL = (checks.SQL + preflight.SQL[len(checks.SQL):]
-       + ("backfill/guard", "backfill/guard_trigger", "backfill/guard_state", "common/set_local_timeouts")
-       + tuple(dict.fromkeys(statement for _, statement in STEPS)) + quarantine.SQL + locks.SQL)
+       + ("backfill/guard", "backfill/guard_trigger", "backfill/guard_state", "backfill/batch_settings",
+          "backfill/extent", "backfill/analyze")
+       + tuple(dict.fromkeys(statement for step in STEPS for statement in step[1:]))
+       + quarantine.SQL + locks.SQL)
 
 
 @dataclass
@@ -46,7 +51,7 @@ class BatchPolicy:
     batch_size: int = 1000          # first batch
     min_batch_size: int = 100
     max_batch_size: int = 50000
-    target_batch_ms: float = 200.0  # the size adapts so a batch takes about this long
+    target_batch_ms: float = 120.0  # the size adapts so a batch takes about this long
     pause_ms: float = 0.0           # sleep between batches (replica lag, I/O)
     statement_timeout: str = "5s"   # one batch may not run longer
     lock_timeout: str = "500ms"     # one batch may not wait longer for a row lock
@@ -61,8 +66,9 @@ class BatchPolicy:
         return self
 
     def next_size(self, size: int, ms: float) -> int:
-        """Toward the target duration, at most halving or doubling per batch."""
-        factor = min(2.0, max(0.5, self.target_batch_ms / max(ms, 1.0)))
+        """Toward the target duration: growing by at most a quarter per batch (so one fast
+        batch does not make the next overshoot), shrinking by up to half."""
+        factor = min(1.25, max(0.5, self.target_batch_ms / max(ms, 1.0)))
         return int(min(self.max_batch_size, max(self.min_batch_size, size * factor)))
 
 
@@ -105,65 +111,128 @@ def run(conn: psycopg.Connection, policy: BatchPolicy, progress: bool = True) ->
         raise GateFailed("The transition guard is not installed on every table: run "
                          "backfill.install_guard() first (the notebook does).")
     batches, totals = [], []
-    for table, statement in STEPS:
+    for table, _, _ in STEPS:
         started = time.monotonic()
-        done = backfill_table(conn, table, statement, policy, batches, progress)
+        done = backfill_table(conn, table, policy, batches, progress)
         totals.append({"table": table, "rows_updated": done,
                        "seconds": round(time.monotonic() - started, 3)})
     return pd.DataFrame(totals), pd.DataFrame(batches, columns=[
-        "table", "batch", "size", "scanned", "updated", "ms", "rows_per_s"])
+        "table", "pass", "batch", "size", "pages", "scanned", "updated", "ms", "rows_per_s"])
 
 
-def backfill_table(conn: psycopg.Connection, table: str, statement: str, policy: BatchPolicy,
-                   batches: list, progress: bool) -> int:
-    """Batches over one table until no NULL row is left after the last position."""
+def backfill_table(conn: psycopg.Connection, table: str, policy: BatchPolicy, batches: list,
+                   progress: bool) -> int:
+    """Both passes over one table; the rows it updated."""
+    pages_statement, keyset_statement = next(step[1:] for step in STEPS if step[0] == table)
     todo = int(db.one(conn, "common/null_count", table=table)["nulls"])
+    if not todo:
+        return 0
     bars = _bars(table, todo) if progress else []
-    after, size, done, number, retries = "", policy.batch_size, 0, 0, 0
     try:
-        while True:
-            t0 = time.monotonic()
-            try:
-                with conn.transaction():
-                    db.execute(conn, "common/set_local_timeouts",
-                               {"lock_timeout": policy.lock_timeout,
-                                "statement_timeout": policy.statement_timeout})
-                    result = db.one(conn, statement, {"after": after, "size": size}, table=table)
-            except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable,
-                    psycopg.errors.DeadlockDetected) as exc:
-                retries += 1
-                if retries > 8:
-                    raise GateFailed(f"backfill of {table}: a batch of {size} rows after id {after!r} "
-                                     f"failed {retries} times ({str(exc).strip()}). Nothing of that batch "
-                                     "was written; earlier batches are kept. Lower batch_size or raise "
-                                     "batch_statement_timeout, then run the stage again.") from None
-                size = max(policy.min_batch_size, size // 2)
-                time.sleep(min(5.0, 0.1 * 2 ** retries))
-                continue
-            except psycopg.errors.UniqueViolation as exc:
-                raise GateFailed(f"backfill of {table} stopped: {str(exc).strip()}. Two connections map "
-                                 "to the same (workspaceId, provider): a collision that arrived after "
-                                 "the check. Earlier batches are kept; run the stage again (with "
-                                 "-p on_collision quarantine to move the loser aside).") from None
-            retries = 0
-            ms = (time.monotonic() - t0) * 1000
-            if not result["scanned"]:
-                break
-            number += 1
-            done += result["updated"]
-            batches.append({"table": table, "batch": number, "size": size, "scanned": result["scanned"],
-                            "updated": result["updated"], "ms": round(ms, 1),
-                            "rows_per_s": round(result["scanned"] / (ms / 1000)) if ms else None})
-            for bar in bars:
-                bar.update(result["scanned"])
-            after = result["last_id"]
-            size = policy.next_size(size, ms)
-            if policy.pause_ms:
-                time.sleep(policy.pause_ms / 1000)
+        done = _page_pass(conn, table, pages_statement, policy, batches, bars, todo)
+        if int(db.one(conn, "common/null_count", table=table)["nulls"]):
+            # what is left is mostly rows the rule cannot place: fresh statistics let the
+            # planner find them through the workspaceId index instead of walking the table
+            db.execute(conn, "backfill/analyze", table=table)
+            done += _keyset_pass(conn, table, keyset_statement, policy, batches, bars)
     finally:
         for bar in bars:
             bar.close()
     return done
+
+
+def _page_pass(conn, table, statement, policy, batches, bars, todo) -> int:
+    """Heap pages [0, the table's size now) in physical order; the batch size in rows is turned
+    into pages by the NULL rows per page seen so far."""
+    end = int(db.one(conn, "backfill/extent", {"table": table})["pages"])
+    density = todo / max(1, end)          # NULL rows per page
+    page, size, done, retries = 0, policy.batch_size, 0, 0
+    while page < end:
+        span = int(min(MAX_BATCH_PAGES, max(1, round(size / max(density, 1e-9)))))
+        try:
+            result, ms = _batch(conn, table, statement, {"lo": f"({page},0)", "hi": f"({page + span},0)"}, policy)
+        except _Retry as retry:
+            retries = retry.check(retries, table, f"pages {page} to {page + span - 1}")
+            size = max(policy.min_batch_size, size // 2)
+            continue
+        retries = 0
+        page += span
+        density = result["scanned"] / span if result["scanned"] else density / 2
+        done += _record(batches, table, "pages", size, span, result, ms, bars)
+        size = policy.next_size(size, ms)
+        _pause(policy)
+    return done
+
+
+def _keyset_pass(conn, table, statement, policy, batches, bars) -> int:
+    """By primary key, until no NULL row is left after the last position."""
+    after, size, done, retries = "", policy.batch_size, 0, 0
+    while True:
+        try:
+            result, ms = _batch(conn, table, statement, {"after": after, "size": size}, policy)
+        except _Retry as retry:
+            retries = retry.check(retries, table, f"{size} rows after id {after!r}")
+            size = max(policy.min_batch_size, size // 2)
+            continue
+        retries = 0
+        if not result["scanned"]:
+            return done
+        done += _record(batches, table, "keyset", size, None, result, ms, bars)
+        after = result["last_id"]
+        size = policy.next_size(size, ms)
+        _pause(policy)
+
+
+def _pause(policy: BatchPolicy) -> None:
+    """Between batches, when asked (replica lag, I/O)."""
+    if policy.pause_ms:
+        time.sleep(policy.pause_ms / 1000)
+
+
+class _Retry(Exception):
+    """A batch hit its lock or statement timeout (or a deadlock): nothing of it was written."""
+
+    MAX = 8
+
+    def check(self, retries: int, table: str, where: str) -> int:
+        """Back off before the next try; give up with a clear message after MAX tries."""
+        retries += 1
+        if retries > self.MAX:
+            raise GateFailed(f"backfill of {table}: the batch of {where} failed {retries} times "
+                             f"({self.args[0]}). Nothing of that batch was written; earlier batches "
+                             "are kept. Lower batch_size or raise batch_statement_timeout, then run the "
+                             "stage again.") from None
+        time.sleep(min(5.0, 0.1 * 2 ** retries))
+        return retries
+
+
+def _batch(conn, table, statement, params, policy) -> tuple[dict, float]:
+    """One batch in its own transaction: its result and how long it took, in ms."""
+    t0 = time.monotonic()
+    try:
+        with conn.transaction():
+            db.execute(conn, "backfill/batch_settings", {"lock_timeout": policy.lock_timeout,
+                                                          "statement_timeout": policy.statement_timeout})
+            result = db.one(conn, statement, params, table=table)
+    except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable,
+            psycopg.errors.DeadlockDetected) as exc:
+        raise _Retry(str(exc).strip()) from None
+    except psycopg.errors.UniqueViolation as exc:
+        raise GateFailed(f"backfill of {table} stopped: {str(exc).strip()}. Two connections map "
+                         "to the same (workspaceId, provider): a collision that arrived after "
+                         "the check. Earlier batches are kept; run the stage again (with "
+                         "-p on_collision quarantine to move the loser aside).") from None
+    return result, (time.monotonic() - t0) * 1000
+
+
+def _record(batches, table, kind, size, pages, result, ms, bars) -> int:
+    number = sum(1 for b in batches if b["table"] == table) + 1
+    batches.append({"table": table, "pass": kind, "batch": number,
+                    "size": size, "pages": pages, "scanned": result["scanned"], "updated": result["updated"],
+                    "ms": round(ms, 1), "rows_per_s": round(result["scanned"] / (ms / 1000)) if ms else None})
+    for bar in bars:
+        bar.update(result["scanned"])
+    return result["updated"]
 
 
 def _bars(table: str, total: int) -> list:

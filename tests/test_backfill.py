@@ -1,0 +1,75 @@
+"""The backfill's two passes, each on its own, and the plans that keep a batch from scanning the
+whole table (the cost of one batch must not grow with the table)."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import TENANT, actual_workspaces, expected_workspaces, run_runbook
+from psycopg import sql
+
+from tenancy_runbook import db
+from tenancy_runbook.locks import DDLLog, RetryPolicy
+from tenancy_runbook.stages import add_workspace_columns, backfill
+
+POLICY = backfill.BatchPolicy(batch_size=7, min_batch_size=5, max_batch_size=9)   # many small batches
+
+
+@pytest.fixture
+def migrated(datahub):
+    """Columns added and the guard installed, nothing backfilled yet."""
+    url = datahub(metric_days=12, users_without_default=3, orphans=1, ambiguous=1)
+    with db.connect(url) as conn:     # (the runbook's preflight would stop at the orphans)
+        add_workspace_columns.apply(conn, RetryPolicy(), "test", DDLLog())
+        backfill.install_guard(conn, RetryPolicy(), DDLLog())
+    return url
+
+
+@pytest.mark.parametrize("kind", ["pages", "keyset"])
+def test_each_pass_alone_places_every_row_by_the_rule(migrated, kind):
+    expected = expected_workspaces(migrated)
+    assert any(ws is None for ws in expected["MetricDaily"].values()), "the seed must have unplaceable rows"
+    batches = []
+    with db.connect(migrated) as conn:
+        for table, pages, keyset in backfill.STEPS:
+            if kind == "pages":
+                todo = int(db.one(conn, "common/null_count", table=table)["nulls"])
+                backfill._page_pass(conn, table, pages, POLICY, batches, [], todo)
+            else:
+                backfill._keyset_pass(conn, table, keyset, POLICY, batches, [])
+    assert actual_workspaces(migrated) == expected
+    assert {b["pass"] for b in batches} == {kind}
+    per_table = {t: sum(1 for b in batches if b["table"] == t) for t in TENANT}
+    assert per_table["MetricDaily"] > 1 and min(per_table.values()) >= 1, per_table   # small tables: 1 page
+
+
+def test_the_runbook_uses_the_page_pass_and_the_keyset_pass_only_for_what_is_left(migrated):
+    with db.connect(migrated) as conn:
+        totals, frame = backfill.run(conn, POLICY, progress=False)
+    assert actual_workspaces(migrated) == expected_workspaces(migrated)
+    unplaceable = {t: sum(ws is None for ws in rows.values()) for t, rows in expected_workspaces(migrated).items()}
+    keyset = frame[frame["pass"] == "keyset"].groupby("table")["scanned"].sum().to_dict()
+    # the second pass only ever sees the rows the rule cannot place
+    assert keyset == {t: n for t, n in unplaceable.items() if n}, (keyset, unplaceable)
+    assert frame[frame["pass"] == "keyset"]["updated"].sum() == 0
+    assert set(frame[frame["pass"] == "pages"]["table"]) == set(TENANT)
+
+
+def plan(conn, statement: str, params: dict, table: str) -> str:
+    query = sql.SQL("EXPLAIN ") + db.load_sql(statement, table=table)
+    return "\n".join(row["QUERY PLAN"] for row in conn.execute(query, params))
+
+
+@pytest.mark.parametrize("table", ["MetricDaily", "ChatMessage"])
+def test_no_batch_reads_the_whole_table(datahub, tmp_path, table):
+    """On tables of some size, with fresh statistics, as the planner sees them in production."""
+    url = datahub(metric_days=1500, messages_per_user=3000)         # 72,000 and 36,000 rows
+    assert run_runbook(url, tmp_path / "run", "--to", "10_add_workspace_columns").returncode == 0
+    _, pages, keyset = next(step for step in backfill.STEPS if step[0] == table)
+    with db.connect(url) as conn:
+        backfill.install_guard(conn, RetryPolicy(), DDLLog())
+        db.execute(conn, "backfill/analyze", table=table)
+        by_pages = plan(conn, pages, {"lo": "(10,0)", "hi": "(60,0)"}, table)
+        by_key = plan(conn, keyset, {"after": "", "size": 5000}, table)
+    seq_scan = f'Seq Scan on "{table}"'
+    assert seq_scan not in by_pages and "Tid Range Scan" in by_pages, by_pages
+    assert seq_scan not in by_key and f'{table}_pkey' in by_key, by_key
