@@ -162,6 +162,15 @@ def write(out: Path, machine: dict, results: list[dict], command: str) -> None:
                   + ", ".join(f"{d} time(s) at {r['rows']:,} rows" for d, r in zip(deadlocks, results))
                   + ": it takes ACCESS EXCLUSIVE on four tables one after the other in one transaction, "
                   "while a writer holds a lock on one and asks for another."]
+    for r in results:
+        for label, part in (("the batched backfill", r["backfill"]["batched"]),
+                            ("the single UPDATE", r["backfill"]["single_update"]),
+                            ("the runbook's enforcement", r["enforcement"]["runbook"]),
+                            ("the seed's Option B", r["enforcement"]["seed_option_b"])):
+            if part["writers"].get("errors"):
+                lines += ["", f"Writer statements that failed during {label} at {r['rows']:,} rows: "
+                          f"{part['writers']['errors']} (for example: "
+                          + "; ".join(f"`{e}`" for e in part["writers"].get("error_samples", [])) + ")."]
     if len(results) > 1:
         first = results[0]
         lines += ["", f"## Growth from {first['rows']:,} to {top['rows']:,} rows", "",

@@ -93,12 +93,16 @@ class Writers:
                 time.sleep(0.002)
 
     def stats(self, start: float, end: float) -> dict:
+        """Every statement started while the measured step ran. Call it after the writers have
+        stopped: a statement the step blocks is recorded only when it finishes, after the step."""
+        assert self.stop.is_set(), "stats() before the writers stopped would miss blocked statements"
         lat = sorted(d for t, d in self.ops if start <= t <= end)
+        errors = {"errors": len(self.errors), "error_samples": sorted(set(self.errors))[:3]}
         if not lat:
-            return {"ops": 0, "p50_ms": None, "p99_ms": None, "max_ms": None, "errors": len(self.errors)}
+            return {"ops": 0, "p50_ms": None, "p99_ms": None, "max_ms": None, **errors}
         pick = lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1000, 1)  # noqa: E731
         return {"ops": len(lat), "p50_ms": pick(0.5), "p99_ms": pick(0.99), "max_ms": round(lat[-1] * 1000, 1),
-                "errors": len(self.errors)}
+                **errors}
 
 
 def timed(fn):
@@ -148,15 +152,15 @@ def measure_backfills(admin: str, template: str) -> dict:
         t1 = time.monotonic()
         out["batched"] = {"rows": done, "seconds": round(t1 - t0, 2), "rows_per_s": round(done / (t1 - t0)),
                           "batches": len(batches), "max_batch_ms": max(b["ms"] for b in batches),
-                          "p50_batch_ms": sorted(b["ms"] for b in batches)[len(batches) // 2],
-                          "writers": w.stats(t0, t1)}
+                          "p50_batch_ms": sorted(b["ms"] for b in batches)[len(batches) // 2]}
+    out["batched"]["writers"] = w.stats(t0, t1)     # after the writers stopped (see stats)
     b = copy_of(admin, template, "b")
     with db.connect(b) as conn, Writers(b, sample(b)) as w:
         t0 = time.monotonic()
         done = db.execute(conn, "bench/single_update")
         t1 = time.monotonic()
-        out["single_update"] = {"rows": done, "seconds": round(t1 - t0, 2), "rows_per_s": round(done / (t1 - t0)),
-                                "writers": w.stats(t0, t1)}
+        out["single_update"] = {"rows": done, "seconds": round(t1 - t0, 2), "rows_per_s": round(done / (t1 - t0))}
+    out["single_update"]["writers"] = w.stats(t0, t1)
     out["ratio"] = round(out["batched"]["rows_per_s"] / out["single_update"]["rows_per_s"], 3)
     return out, a, b
 
@@ -168,9 +172,10 @@ def measure_enforcement(a: str, b: str) -> dict:
         t0 = time.monotonic()
         enforce_not_null.apply(conn, RetryPolicy(), "bench", log)
         t1 = time.monotonic()
-        out["runbook"] = {"seconds": round(t1 - t0, 2), "writers": w.stats(t0, t1),
+        out["runbook"] = {"seconds": round(t1 - t0, 2),
                           "max_lock_held_ms": max(s["held_ms"] for s in log.steps
                                                   if "validate" not in s["step"])}
+    out["runbook"]["writers"] = w.stats(t0, t1)
     with db.connect(b) as conn, Writers(b, sample(b)) as w:
         deadlocks = 0
         t0 = time.monotonic()
@@ -183,8 +188,8 @@ def measure_enforcement(a: str, b: str) -> dict:
                 if deadlocks > 10:
                     raise
         t1 = time.monotonic()
-        out["seed_option_b"] = {"seconds": round(t1 - t0, 2), "writers": w.stats(t0, t1),
-                                "deadlocks_retried": deadlocks}
+        out["seed_option_b"] = {"seconds": round(t1 - t0, 2), "deadlocks_retried": deadlocks}
+    out["seed_option_b"]["writers"] = w.stats(t0, t1)
     return out
 
 
