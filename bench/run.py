@@ -124,6 +124,7 @@ def build_template(admin: str, rows: int) -> tuple[str, dict]:
         for table, _, _ in backfill.STEPS:
             if table != "MetricDaily":
                 backfill.backfill_table(conn, table, backfill.BatchPolicy(), [], progress=False)
+    with db.connect(url) as conn:   # a session without the runbook's lock_timeout: autovacuum may hold the table
         db.execute(conn, "bench/vacuum")
     return name, {"counts": counts, "seed_s": round(seed_s, 1)}
 
