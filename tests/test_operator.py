@@ -49,6 +49,8 @@ def test_every_stage_declares_the_sql_it_runs():
         used = set(SQL_NAME.findall(open(module.__file__).read()))
         assert used <= set(module.SQL), (module.__name__, used - set(module.SQL))
         assert all((SQL_DIR / f"{name}.sql").is_file() for name in module.SQL)
+        included = {n for name in module.SQL for n in db.INCLUDE.findall((SQL_DIR / f"{name}.sql").read_text())}
+        assert included <= set(module.SQL), (module.__name__, included - set(module.SQL))
     claimed = {name for m in STAGE_MODULES for name in m.SQL}
     runbook_sql = {p.relative_to(SQL_DIR).with_suffix("").as_posix() for p in SQL_DIR.rglob("*.sql")
                    if p.parts[-2] not in ("demo", "archive", "bench") and "migrations" not in p.parts}

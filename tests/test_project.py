@@ -35,13 +35,18 @@ def test_notebook_is_stored_clean_with_a_parameters_cell(path):
     assert re.search(r"^assert ", source, re.M), "a gate is a visible assert"
 
 
-def test_backfill_rule_is_the_same_wherever_it_is_written():
-    """The user-workspace rule appears in several SQL files; every copy must be identical."""
-    pattern = re.compile(r"WITH user_workspace AS \(.*?\n\)", re.S)
-    copies = {p.relative_to(SQL_DIR): pattern.search(p.read_text()).group(0)
-              for p in SQL_DIR.rglob("*.sql") if "user_workspace AS (" in p.read_text()}
-    assert len(copies) >= 2   # the guard function (sql/backfill/guard.sql) is checked by 30_check_backfill
-    assert len(set(copies.values())) == 1, sorted(copies)
+def test_the_backfill_rule_is_written_once():
+    """sql/common/user_workspace.sql is the rule; the checks and the guard include it."""
+    rule = "common/user_workspace"
+    owner_rule = re.compile(r'"role" = \'OWNER\'')
+    writes_it = {p.relative_to(SQL_DIR).with_suffix("").as_posix() for p in SQL_DIR.rglob("*.sql")
+                 if owner_rule.search(p.read_text())}
+    assert writes_it == {rule}
+    includes = {p.relative_to(SQL_DIR).with_suffix("").as_posix() for p in SQL_DIR.rglob("*.sql")
+                if "{include " + rule + "}" in p.read_text()}
+    assert includes == {"preflight/collisions", "check_backfill/rule_mismatches", "backfill/guard"}
+    text = db.load_sql("backfill/guard").as_string(None)
+    assert "{include" not in text and owner_rule.search(text)
 
 
 def test_every_sql_file_the_code_names_exists():

@@ -5,19 +5,7 @@
 --    wrote itself may name any workspace of their user.
 -- NULLs are not counted here: they are counted as NULLs.
 WITH user_workspace AS (
-    -- The backfill rule for a user (datahub-app.md): User.defaultWorkspaceId when set,
-    -- otherwise the one workspace the user OWNS. No default and zero or several owned
-    -- workspaces gives NULL: the rule does not guess.
-    SELECT u."id" AS "userId",
-           COALESCE(u."defaultWorkspaceId", owned."workspaceId") AS "workspaceId"
-    FROM "User" u
-    LEFT JOIN (
-        SELECT "userId", min("workspaceId") AS "workspaceId"
-        FROM "WorkspaceMember"
-        WHERE "role" = 'OWNER'
-        GROUP BY "userId"
-        HAVING count(*) = 1
-    ) owned ON owned."userId" = u."id"
+    {include common/user_workspace}
 ),
 belongs AS (
     SELECT "userId", "workspaceId" FROM "WorkspaceMember"

@@ -2,19 +2,7 @@
 -- the unique index Connection_workspaceId_provider_key would reject all but one of them.
 -- A row that already has a workspaceId keeps it (to_jsonb works before the column exists).
 WITH user_workspace AS (
-    -- The backfill rule for a user (datahub-app.md): User.defaultWorkspaceId when set,
-    -- otherwise the one workspace the user OWNS. No default and zero or several owned
-    -- workspaces gives NULL: the rule does not guess.
-    SELECT u."id" AS "userId",
-           COALESCE(u."defaultWorkspaceId", owned."workspaceId") AS "workspaceId"
-    FROM "User" u
-    LEFT JOIN (
-        SELECT "userId", min("workspaceId") AS "workspaceId"
-        FROM "WorkspaceMember"
-        WHERE "role" = 'OWNER'
-        GROUP BY "userId"
-        HAVING count(*) = 1
-    ) owned ON owned."userId" = u."id"
+    {include common/user_workspace}
 ),
 projected AS (
     SELECT c."id", c."userId", c."provider", c."updatedAt",

@@ -9,7 +9,8 @@ from . import TENANT_TABLES, db
 from .errors import GateFailed
 
 # the SQL files this module runs (tenancy-runbook plan lists them per stage)
-SQL = ("common/read_only_session", "common/column_state", "common/row_count", "common/null_count")
+SQL = ("common/read_only_session", "common/column_state", "common/row_count", "common/null_count",
+       "common/providers")
 
 
 def column_state(conn: psycopg.Connection, tables=TENANT_TABLES) -> pd.DataFrame:
@@ -50,3 +51,13 @@ def require_columns(conn: psycopg.Connection, stage: str) -> None:
     if absent:
         raise GateFailed(f"{stage}: no workspaceId column on {', '.join(absent)}. "
                          "Run stage 10_add_workspace_columns (migration 1) first.")
+
+
+def per_provider(conn: psycopg.Connection, frame: pd.DataFrame, **counts) -> pd.DataFrame:
+    """For a chart: ``frame``'s rows aggregated per provider, one row for every provider in the
+    database, zeros included. ``counts`` are pandas named aggregations (name=(column, how))."""
+    providers = sorted(r["provider"] for r in db.rows(conn, "common/providers"))
+    grouped = (frame.groupby("provider").agg(**counts) if len(frame)
+               else pd.DataFrame(columns=list(counts)))
+    out = pd.DataFrame({"provider": providers}).merge(grouped, how="left", left_on="provider", right_index=True)
+    return out.fillna(0).astype({name: int for name in counts})[["provider", *counts]]

@@ -112,14 +112,32 @@ def load_sql(name: str, /, **identifiers) -> sql.Composable:
     A placeholder's value is a name (``"Connection"``), a qualified name as a tuple
     (``("datahub_quarantine", "Connection")``) or a list of names (a column list).
     """
-    path = SQL_DIR / (name if name.endswith(".sql") else f"{name}.sql")
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise RunbookError(f"SQL file {path} is missing: the checkout is incomplete.") from None
+    text = _include(_read_sql(name))
     if not identifiers:
         return sql.SQL(text)
     return sql.SQL(text).format(**{k: _identifier(v) for k, v in identifiers.items()})
+
+
+INCLUDE = re.compile(r"\{include ([\w/]+)\}")   # {include common/user_workspace}: that file's text
+
+
+def _read_sql(name: str) -> str:
+    path = SQL_DIR / (name if name.endswith(".sql") else f"{name}.sql")
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        raise RunbookError(f"SQL file {path} is missing: the checkout is incomplete.") from None
+
+
+def _include(text: str) -> str:
+    """Put the text of every ``{include <name>}`` (a file under sql/, one level deep) in its place,
+    its comment lines left out, so one rule is written once and read by several statements."""
+    def body(match: re.Match) -> str:
+        included = _read_sql(match.group(1))
+        if INCLUDE.search(included):
+            raise RunbookError(f"sql/{match.group(1)}.sql includes another file: one level only.")
+        return "\n".join(line for line in included.splitlines() if not line.lstrip().startswith("--"))
+    return INCLUDE.sub(body, text)
 
 
 def _identifier(value) -> sql.Composable:

@@ -12,7 +12,7 @@ import psycopg
 from .. import checks, db
 
 SUCCESS = "✅ All Data Hub workspaceId values are backfilled (no NULLs)."
-SQL = checks.SQL + ("check_backfill/duplicates", "preflight/providers", "check_backfill/rule_mismatches")
+SQL = checks.SQL + ("check_backfill/duplicates", "check_backfill/rule_mismatches", "common/user_workspace")
 
 
 def null_counts(conn: psycopg.Connection) -> pd.DataFrame:
@@ -26,10 +26,7 @@ def duplicates(conn: psycopg.Connection) -> pd.DataFrame:
 
 def duplicates_by_provider(dups: pd.DataFrame, conn: psycopg.Connection) -> pd.DataFrame:
     """For the chart: duplicate (workspaceId, provider) groups per provider, zeros included."""
-    providers = sorted(r["provider"] for r in db.rows(conn, "preflight/providers"))
-    counted = dups.groupby("provider").size() if len(dups) else pd.Series(dtype=int)
-    return pd.DataFrame({"provider": providers,
-                         "duplicate_pairs": [int(counted.get(p, 0)) for p in providers]})
+    return checks.per_provider(conn, dups, duplicate_pairs=("connections", "size"))
 
 
 def rule_mismatches(conn: psycopg.Connection) -> pd.DataFrame:

@@ -10,10 +10,8 @@ import psycopg
 
 from .. import DATAHUB_TABLES, checks, db
 
-SQL = checks.SQL + ("preflight/server", "preflight/collisions", "preflight/providers",
+SQL = checks.SQL + ("preflight/server", "preflight/collisions", "common/user_workspace",
                     "preflight/unplaceable_users")
-
-PROVIDERS_CHART_COLUMNS = ["provider", "colliding_pairs", "connections"]
 
 
 def server(conn: psycopg.Connection) -> dict:
@@ -42,13 +40,8 @@ def collisions(conn: psycopg.Connection) -> pd.DataFrame:
 
 def collisions_by_provider(collision_frame: pd.DataFrame, conn: psycopg.Connection) -> pd.DataFrame:
     """For the chart: colliding pairs and connections involved, per provider (zeros included)."""
-    providers = sorted(r["provider"] for r in db.rows(conn, "preflight/providers"))
-    grouped = (collision_frame.groupby("provider")
-               .agg(colliding_pairs=("connections", "size"), connections=("connections", "sum"))
-               if len(collision_frame) else pd.DataFrame(columns=PROVIDERS_CHART_COLUMNS[1:]))
-    out = pd.DataFrame({"provider": providers}).merge(
-        grouped, how="left", left_on="provider", right_index=True)
-    return out.fillna(0).astype({"colliding_pairs": int, "connections": int})[PROVIDERS_CHART_COLUMNS]
+    return checks.per_provider(conn, collision_frame, colliding_pairs=("connections", "size"),
+                               connections=("connections", "sum"))
 
 
 def unplaceable_users(conn: psycopg.Connection) -> pd.DataFrame:
