@@ -255,7 +255,8 @@ def handle_unplaced(conn: psycopg.Connection, on_orphan: str, run_id: str) -> pd
 def leftover(conn: psycopg.Connection) -> pd.DataFrame:
     """NULLs left per table, split into rows the rule cannot place and rows it could have."""
     nulls = checks.null_counts(conn)
-    unplaced = preflight.unplaceable_users(conn)
+    # who cannot be placed is asked only when something is left (a join over MetricDaily)
+    unplaced = preflight.unplaceable_users(conn) if nulls["nulls"].sum() else pd.DataFrame()
     per_table = {"Connection": "connections", "MetricDaily": "metric_rows",
                  "Insight": "insights", "ChatMessage": "chat_messages"}
     nulls["unplaceable"] = [int(unplaced[per_table[t]].sum()) if len(unplaced) else 0 for t in nulls["table"]]
