@@ -28,3 +28,12 @@ def test_bench_writes_the_report_with_its_headline_figures(tmp_path):
     # writers' updates go through the transition guard, which places those rows itself
     assert 0 < results[0]["backfill"]["batched"]["rows"] <= seeded
     assert 0 < results[0]["backfill"]["single_update"]["rows"] <= seeded
+    # on an idle server both backfills start from the same copy of the data: the same rows
+    idle = results[0]["backfill"]["idle"]
+    assert idle["batched"]["rows"] == idle["single_update"]["rows"] > 0
+    # the report can be written again from the recorded results
+    out.unlink()
+    again = subprocess.run([sys.executable, "bench/report.py", str(out.with_suffix(".json"))], cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads(re.search(r"```json\n(.*?)\n```", out.read_text(), re.S).group(1)) == headline
