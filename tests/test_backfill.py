@@ -73,3 +73,14 @@ def test_no_batch_reads_the_whole_table(datahub, tmp_path, table):
     seq_scan = f'Seq Scan on "{table}"'
     assert seq_scan not in by_pages and "Tid Range Scan" in by_pages, by_pages
     assert seq_scan not in by_key and f'{table}_pkey' in by_key, by_key
+
+
+def test_the_guards_function_agrees_with_the_rule_for_every_user(migrated):
+    """The per-row function (sql/backfill/guard.sql) and the set-based rule the checks include
+    (sql/common/user_workspace.sql) are two forms of one rule."""
+    with db.connect(migrated) as conn:
+        rule = {r["userId"]: r["workspaceId"] for r in db.rows(conn, "common/user_workspace")}
+        per_row = {r["id"]: r["ws"] for r in conn.execute(
+            'SELECT "id", tenancy_runbook.user_workspace("id") AS ws FROM "User"')}
+    assert rule == per_row
+    assert None in rule.values() and len(set(rule.values())) > 3    # orphans, and many workspaces

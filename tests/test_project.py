@@ -35,17 +35,18 @@ def test_notebook_is_stored_clean_with_a_parameters_cell(path):
     assert re.search(r"^assert ", source, re.M), "a gate is a visible assert"
 
 
-def test_the_backfill_rule_is_written_once():
-    """sql/common/user_workspace.sql is the rule; the checks and the guard include it."""
+def test_the_backfill_rule_is_written_once_per_form():
+    """sql/common/user_workspace.sql is the rule as a set; the checks include it. The guard's
+    per-row function is the one other form (tests/test_backfill.py checks they agree)."""
     rule = "common/user_workspace"
-    owner_rule = re.compile(r'"role" = \'OWNER\'')
+    owner_rule = re.compile(r'HAVING count\(\*\) = 1')
     writes_it = {p.relative_to(SQL_DIR).with_suffix("").as_posix() for p in SQL_DIR.rglob("*.sql")
                  if owner_rule.search(p.read_text())}
-    assert writes_it == {rule}
+    assert writes_it == {rule, "backfill/guard"}
     includes = {p.relative_to(SQL_DIR).with_suffix("").as_posix() for p in SQL_DIR.rglob("*.sql")
                 if "{include " + rule + "}" in p.read_text()}
-    assert includes == {"preflight/collisions", "check_backfill/rule_mismatches", "backfill/guard"}
-    text = db.load_sql("backfill/guard").as_string(None)
+    assert includes == {"preflight/collisions", "preflight/unplaceable_users", "check_backfill/rule_mismatches"}
+    text = db.load_sql("check_backfill/rule_mismatches").as_string(None)
     assert "{include" not in text and owner_rule.search(text)
 
 

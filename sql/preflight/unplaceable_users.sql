@@ -1,6 +1,10 @@
--- Users the backfill rule cannot place (no default workspace, and OWNER of none or of
--- several) who own rows that still need a workspaceId, with those rows counted.
-WITH owned AS (
+-- Users the backfill rule (common/user_workspace.sql) cannot place, who own rows that still
+-- need a workspaceId, with those rows counted; kind says why: no default workspace and OWNER
+-- of none (orphan) or of several (ambiguous).
+WITH user_workspace AS (
+    {include common/user_workspace}
+),
+owned AS (
     SELECT "userId", count(*) AS workspaces
     FROM "WorkspaceMember"
     WHERE "role" = 'OWNER'
@@ -11,9 +15,9 @@ unplaced AS (
            CASE WHEN COALESCE(o.workspaces, 0) = 0 THEN 'orphan' ELSE 'ambiguous' END AS kind,
            COALESCE(o.workspaces, 0) AS owned_workspaces
     FROM "User" u
+    JOIN user_workspace uw ON uw."userId" = u."id"
     LEFT JOIN owned o ON o."userId" = u."id"
-    WHERE u."defaultWorkspaceId" IS NULL
-      AND COALESCE(o.workspaces, 0) <> 1
+    WHERE uw."workspaceId" IS NULL
 ),
 counted AS (
     SELECT up.*,
