@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -54,8 +55,11 @@ def seed_options(rows: int) -> dict:
 class Writers:
     """Several connections writing as the application does; every operation's latency kept."""
 
+    instances = itertools.count()   # each instance numbers its rows apart: no duplicate key between runs
+
     def __init__(self, url: str, sample: list[dict], count: int = WRITERS):
         self.url, self.sample, self.count = url, sample, count
+        self.base = next(Writers.instances) * 5_000_000
         self.stop, self.ops, self.errors, self.threads = threading.Event(), [], [], []
 
     def __enter__(self):
@@ -78,7 +82,7 @@ class Writers:
                     return
                 row = self.sample[(n * 7 + k) % len(self.sample)]
                 op = ("insert_metric", "insert_message", "update_metric", "update_connection")[n % 4]
-                params = {"id": f"w{k}_{n}_{uuid.uuid4().hex[:6]}", "n": n * WRITERS + k,
+                params = {"id": f"w{k}_{n}_{uuid.uuid4().hex[:6]}", "n": self.base + n * WRITERS + k,
                           "connection": row["connection_id"], "user": row["user_id"],
                           "workspace": row["workspace_id"]}
                 if op == "update_metric":
@@ -169,16 +173,44 @@ def single_update(url: str, writers: Writers | None) -> dict:
     return out
 
 
-def measure_backfills(admin: str, template: str) -> dict:
-    """Both backfills on an idle server (the cost of batching alone), then both again under the
-    writers' load (what the application sees; the single UPDATE makes the writers wait, so it
-    has the CPUs to itself while the batches share them)."""
+def measure_idle(admin: str, template: str) -> dict:
+    """Both backfills with nothing else running, each on a copy of its own."""
     idle = {}
     for label, measure in (("batched", batched_backfill), ("single_update", single_update)):
         url = copy_of(admin, template, f"idle_{label}")
         idle[label] = measure(url, None)
         demo.drop_database(admin, f"{template}_idle_{label}")
     idle["ratio"] = round(idle["batched"]["rows_per_s"] / idle["single_update"]["rows_per_s"], 3)
+    return idle
+
+
+def add_idle(admin: str, sizes: list[int], results_path: Path) -> int:
+    """--idle-into: measure only the idle backfills and add them to an earlier run's results
+    (same sizes, same seed), then write its report again; the report says so."""
+    data = json.loads(results_path.read_text())
+    by_rows = {r["rows"]: r for r in data["results"]}
+    missing = [rows for rows in sizes if rows not in by_rows]
+    if missing:
+        raise SystemExit(f"{results_path} has no run of {missing} rows (it has {sorted(by_rows)})")
+    for rows in sizes:
+        print(f"== {rows:,} MetricDaily rows, idle backfills only", flush=True)
+        template, _ = build_template(admin, rows)
+        idle = measure_idle(admin, template)
+        demo.drop_database(admin, template)
+        print(f"   batched {idle['batched']['rows_per_s']:,} rows/s, single UPDATE "
+              f"{idle['single_update']['rows_per_s']:,} rows/s (ratio {idle['ratio']})", flush=True)
+        by_rows[rows]["backfill"]["idle"] = {**idle, "added_by": " ".join(["bench/run.py", *sys.argv[1:]])}
+    from report import write   # bench/report.py
+    write(results_path.with_suffix(".md"), data["machine"], data["results"], data["command"])
+    print(f"wrote {results_path.with_suffix('.md')}")
+    return 0
+
+
+def measure_backfills(admin: str, template: str) -> dict:
+    """Both backfills on an idle server (the cost of batching alone), then both again under the
+    writers' load (what the application sees; the single UPDATE makes the writers wait, so it
+    has the CPUs to itself while the batches share them)."""
+    idle = measure_idle(admin, template)
     a, b = copy_of(admin, template, "a"), copy_of(admin, template, "b")
     out = {"batched": batched_backfill(a, Writers(a, sample(a))),
            "single_update": single_update(b, Writers(b, sample(b))), "idle": idle}
@@ -260,6 +292,8 @@ def main() -> int:
     parser.add_argument("--rows", type=int, action="append", help="MetricDaily rows (repeat for several sizes; "
                         "default 200000)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--idle-into", type=Path, metavar="RESULTS_JSON",
+                        help="measure only the backfills on an idle server and add them to these results")
     args = parser.parse_args()
     sizes = sorted(args.rows or [200_000])
     server = None
@@ -267,6 +301,12 @@ def main() -> int:
     if not admin:
         server = embedded.start()
         admin = server.url
+    if args.idle_into:
+        try:
+            return add_idle(admin, sizes, args.idle_into)
+        finally:
+            if server:
+                server.stop()
     results = []
     try:
         with db.connect(admin) as conn:
