@@ -129,14 +129,14 @@ def build_template(admin: str, rows: int) -> tuple[str, dict]:
         for table, _, _ in backfill.STEPS:
             if table != "MetricDaily":
                 backfill.backfill_table(conn, table, backfill.BatchPolicy(), [], progress=False)
-    with db.connect(url) as conn:   # a session without the runbook's lock_timeout: autovacuum may hold the table
+    with db.connect(url) as conn, db.outside_transaction(conn):   # VACUUM: no lock_timeout (autovacuum may hold the table)
         db.execute(conn, "bench/vacuum")
     return name, {"counts": counts, "seed_s": round(seed_s, 1)}
 
 
 def copy_of(admin: str, template: str, label: str) -> str:
     name = f"{template}_{label}"
-    with db.connect(admin) as conn:
+    with db.connect(admin) as conn, db.outside_transaction(conn):
         db.execute(conn, "bench/create_from_template", name=name, template=template)
     return db.with_database(admin, name)
 

@@ -69,13 +69,13 @@ def create_database(admin_url: str, name: str) -> str:
     """CREATE DATABASE ``name`` on the server of ``admin_url``; its URL."""
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
         raise RunbookError(f"database name {name!r}: use lowercase letters, digits and _")
-    with db.connect(admin_url) as conn:
+    with db.connect(admin_url) as conn, db.outside_transaction(conn):
         db.execute(conn, "demo/create_database", name=name)
     return db.with_database(admin_url, name)
 
 
 def drop_database(admin_url: str, name: str) -> None:
-    with db.connect(admin_url) as conn:
+    with db.connect(admin_url) as conn, db.outside_transaction(conn):
         db.execute(conn, "demo/drop_database", name=name)
 
 

@@ -21,7 +21,7 @@ import psycopg
 from . import db
 from .errors import GateFailed
 
-SQL = ("locks/set_timeouts", "locks/blockers")
+SQL = ("common/set_config", "common/reset_setting", "locks/blockers")
 
 
 @dataclass
@@ -57,21 +57,22 @@ def run_ddl(conn: psycopg.Connection, step: str, tables: list[str], action: Call
     behind them while they wait: they may wait for old transactions as long as
     statement_timeout allows, instead of failing after lock_timeout on a busy database.
     ``transaction=False`` is for the statements that cannot run in one (CONCURRENTLY); every
-    other step is its own explicit transaction, so a failure leaves nothing half-done.
+    other step is its own explicit transaction, so a failure leaves nothing half-done. The
+    timeouts are set in that transaction (db.settings), never left on the session.
     """
-    db.execute(conn, "locks/set_timeouts", {
-        "lock_timeout": policy.lock_timeout if queues_writers else "0",
-        "statement_timeout": policy.statement_timeout})
+    with db.settings(conn, lock_timeout=policy.lock_timeout if queues_writers else "0",
+                     statement_timeout=policy.statement_timeout):
+        return _attempts(conn, step, tables, action, policy, log, transaction)
+
+
+def _attempts(conn, step, tables, action, policy, log, transaction):
     started = time.monotonic()
     attempt, waited = 0, 0.0
     while True:
         attempt += 1
         t0 = time.monotonic()
         try:
-            if transaction:
-                with conn.transaction():
-                    result = action()
-            else:
+            with conn.transaction() if transaction else db.outside_transaction(conn):
                 result = action()
         except psycopg.errors.LockNotAvailable:
             waited += time.monotonic() - t0

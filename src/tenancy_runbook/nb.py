@@ -10,15 +10,26 @@ import psycopg
 from . import db
 
 
-def connect(read_only: bool = False) -> psycopg.Connection:
-    """Connect to DATABASE_URL and say where (never with the password)."""
+def connect(read_only: bool = False, statement_timeout: str | None = None,
+            lock_timeout: str | None = None) -> psycopg.Connection:
+    """Connect to DATABASE_URL and say where (never with the password).
+
+    Every transaction of the connection sets its own timeouts (``statement_timeout``, default
+    1h; ``lock_timeout``, default none beyond it), so a role's defaults neither kill nor hang
+    the stage, and is READ ONLY when ``read_only``. A writing connection first makes sure it
+    talks to PostgreSQL directly, not through a transaction pooler.
+    """
     pd.set_option("display.max_colwidth", 120)
     pd.set_option("display.max_rows", 200)
     pd.set_option("display.expand_frame_repr", False)   # one line per row in the text export
     url = db.database_url()
-    conn = db.connect(url, read_only=read_only)
-    mode = "read-only session" if read_only else "read-write session"
-    print(f"Connected to {db.describe(url)} ({mode})")
+    if not read_only:
+        db.require_direct(url)
+    conn = db.connect(url, read_only=read_only, statement_timeout=statement_timeout,
+                      lock_timeout=lock_timeout)
+    mode = "read-only" if read_only else "read-write"
+    print(f"Connected to {db.describe(url)} ({mode} transactions, "
+          f"statement_timeout {conn.settings['statement_timeout']})")
     return conn
 
 
