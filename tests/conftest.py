@@ -149,3 +149,104 @@ def expected_workspaces(url: str) -> dict:
 
 def actual_workspaces(url: str) -> dict:
     return {t: dict(query(url, 'SELECT id, "workspaceId" FROM {t}', t=t)) for t in TENANT}
+
+
+# --------------------------------------------------------------------------- PgBouncer
+PGBOUNCER = "/usr/sbin/pgbouncer"   # Debian's pgbouncer package (.ci/run installs it)
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PgBouncer:
+    """A real PgBouncer in front of the test server, run as an unprivileged OS user: the owner of
+    the server's socket directory (the embedded server's) or ``postgres``. ``url(db)`` dials it."""
+
+    def __init__(self, server_url: str, pool_mode: str = "transaction", pool_size: int = 2):
+        import pwd
+        import tempfile
+        workdir = Path(tempfile.mkdtemp(prefix="trb-pgbouncer-"))   # not under pytest's 0700 tmp dirs
+        info = psycopg.conninfo.conninfo_to_dict(server_url)
+        host, port = info.get("host") or "127.0.0.1", info.get("port") or "5432"
+        self.user = (pwd.getpwuid(os.stat(host).st_uid).pw_name if host.startswith("/") else "postgres")
+        self.port, self.workdir, self.pool_size = free_port(), workdir, pool_size
+        self.server_user = info.get("user") or "postgres"
+        workdir.mkdir(parents=True, exist_ok=True)
+        workdir.chmod(0o777)
+        (workdir / "users.txt").write_text(f'"{self.server_user}" ""\n')
+        (workdir / "pgbouncer.ini").write_text(f"""[databases]
+* = host={host} port={port}
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {self.port}
+unix_socket_dir =
+auth_type = trust
+auth_file = {workdir}/users.txt
+pool_mode = {pool_mode}
+default_pool_size = {pool_size}
+max_client_conn = 50
+server_reset_query_always = 0
+logfile = {workdir}/pgbouncer.log
+pidfile = {workdir}/pgbouncer.pid
+""")
+        for name in ("users.txt", "pgbouncer.ini"):
+            (workdir / name).chmod(0o644)
+        if not Path(PGBOUNCER).exists():
+            raise RuntimeError(f"{PGBOUNCER} is missing: apt-get install pgbouncer (.ci/run does)")
+        args = [PGBOUNCER, str(workdir / "pgbouncer.ini")]
+        if os.geteuid() == 0:        # PgBouncer refuses to run as root
+            args[1:1] = ["-u", self.user]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(100):
+            try:
+                psycopg.connect(self.url("postgres"), connect_timeout=2).close()
+                return
+            except psycopg.OperationalError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"pgbouncer exited: {self.proc.stderr.read().decode()}")
+                import time
+                time.sleep(0.1)
+        raise RuntimeError("pgbouncer did not answer")
+
+    def url(self, dbname: str) -> str:
+        return f"postgresql://{self.server_user}@127.0.0.1:{self.port}/{dbname}"
+
+    def server_states(self, dbname: str) -> list[tuple]:
+        """(backend pid, default_transaction_read_only, lock_timeout, statement_timeout) of every
+        server connection in the pool: as many clients as the pool has, each holding a transaction."""
+        conns = [psycopg.connect(self.url(dbname)) for _ in range(self.pool_size)]
+        try:
+            return sorted(c.execute("""SELECT pg_backend_pid(), current_setting('default_transaction_read_only'),
+                                              current_setting('lock_timeout'), current_setting('statement_timeout')""")
+                          .fetchone() for c in conns)
+        finally:
+            for c in conns:
+                c.rollback()
+                c.close()
+
+    def stop(self):
+        import shutil
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def pgbouncer(server_url):
+    """start(pool_mode='transaction') -> a PgBouncer in front of the test server."""
+    started = []
+
+    def start(pool_mode: str = "transaction", pool_size: int = 2) -> PgBouncer:
+        bouncer = PgBouncer(server_url, pool_mode, pool_size)
+        started.append(bouncer)
+        return bouncer
+    yield start
+    for bouncer in started:
+        bouncer.stop()

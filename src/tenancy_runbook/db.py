@@ -194,14 +194,15 @@ def outside_transaction(conn: Connection):
     """For the one kind of statement that cannot run in a transaction block (``CONCURRENTLY``):
     the settings are put on the session for the block and RESET right after it. Only on a
     direct connection (the runner refuses a transaction pooler before any write)."""
-    _apply(conn, conn.settings, local=False)
+    session = {**conn.settings, "default_transaction_read_only": "on" if conn.read_only else "off"}
+    _apply(conn, session, local=False)
     conn._bare = True
     try:
         yield conn
     finally:
         conn._bare = False
         if not conn.closed and conn.pgconn.transaction_status == _IDLE:
-            for name in conn.settings:
+            for name in session:
                 execute(conn, "common/reset_setting", setting=name)
 
 
