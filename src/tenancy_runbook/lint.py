@@ -1,8 +1,9 @@
 """squawk, the PostgreSQL migration linter, over the DDL the runbook applies.
 
-The runbook's statements are rendered as the scripts a session runs: the session timeouts
-(the runbook sets them with set_config(); rendered here as the equivalent SET), then every
-DDL statement of the stage in order, identifiers filled in. Prisma's plain migration.sql
+The runbook's statements are rendered as the scripts a session runs: every DDL statement of
+the stage in order, identifiers filled in, each in its own transaction that sets its own
+timeouts (the runbook uses set_config(..., true); rendered here as the equivalent SET LOCAL),
+the CONCURRENTLY ones outside a transaction with the session's timeouts set and RESET around them. Prisma's plain migration.sql
 files are linted beside them, to show what the online versions avoid.
 """
 
@@ -26,35 +27,44 @@ INDEXES = ("Connection_workspaceId_provider_key", "MetricDaily_workspaceId_date_
            "Insight_workspaceId_idx", "ChatMessage_workspaceId_createdAt_idx")
 
 
-def _statement(name: str, **identifiers) -> str:
-    """A statement the runbook runs in its own transaction (locks.run_ddl), rendered."""
-    return "BEGIN;\n" + _bare(name, **identifiers) + "\nCOMMIT;"
+def _statement(name: str, lock_timeout: str, statement_timeout: str, **identifiers) -> str:
+    """A statement the runbook runs in its own transaction (locks.run_ddl), rendered with the
+    timeouts that transaction sets for itself (set_config(..., true) is SET LOCAL)."""
+    return "\n".join(["BEGIN;", f"SET LOCAL lock_timeout = '{lock_timeout}';",
+                      f"SET LOCAL statement_timeout = '{statement_timeout}';",
+                      _sql(name, **identifiers), "COMMIT;"])
 
 
-def _bare(name: str, **identifiers) -> str:
-    """A statement that runs outside any transaction (CONCURRENTLY), rendered."""
+def _bare(name: str, statement_timeout: str, **identifiers) -> str:
+    """A statement that cannot run in a transaction (CONCURRENTLY): its settings are put on the
+    session just for it, then RESET (db.outside_transaction)."""
+    return "\n".join(["SET lock_timeout = '0';", f"SET statement_timeout = '{statement_timeout}';",
+                      _sql(name, **identifiers), "RESET lock_timeout;", "RESET statement_timeout;"])
+
+
+def _sql(name: str, **identifiers) -> str:
     return db.load_sql(name, **identifiers).as_string(None).strip().rstrip(";") + ";"
 
 
-def _session(lock_timeout: str, statement_timeout: str) -> list[str]:
-    return [f"SET lock_timeout = '{lock_timeout}';", f"SET statement_timeout = '{statement_timeout}';"]
-
-
 def runbook_scripts(lock_timeout: str = "500ms", statement_timeout: str = "1h") -> dict[str, str]:
-    """{label: SQL script} of the DDL the runbook applies, as it applies it."""
-    m1 = _session(lock_timeout, statement_timeout)
-    m1 += [_statement("add_workspace_columns/add_column", table=t) for t in TENANT_TABLES]
-    m1 += [_bare(f"add_workspace_columns/{i}") for i in INDEXES]
+    """{label: SQL script} of the DDL the runbook applies, as it applies it. Steps whose lock
+    queues no writer (CONCURRENTLY, VALIDATE) wait without a lock_timeout (locks.run_ddl)."""
+    short = dict(lock_timeout=lock_timeout, statement_timeout=statement_timeout)
+    patient = dict(lock_timeout="0", statement_timeout=statement_timeout)
+    m1 = [_statement("add_workspace_columns/add_column", table=t, **short) for t in TENANT_TABLES]
+    m1 += [_bare(f"add_workspace_columns/{i}", statement_timeout) for i in INDEXES]
     for t in TENANT_TABLES:
-        m1.append(_statement("add_workspace_columns/add_foreign_key", table=t, constraint=f"{t}_workspaceId_fkey"))
-        m1.append(_statement("common/validate_constraint", table=t, constraint=f"{t}_workspaceId_fkey"))
-    m2 = _session(lock_timeout, statement_timeout)
+        m1.append(_statement("add_workspace_columns/add_foreign_key", table=t,
+                             constraint=f"{t}_workspaceId_fkey", **short))
+        m1.append(_statement("common/validate_constraint", table=t, constraint=f"{t}_workspaceId_fkey",
+                             **patient))
+    m2 = []
     for t in TENANT_TABLES:
         check = enforce_not_null.check_name(t)
-        m2 += [_statement("enforce_not_null/add_check", table=t, constraint=check),
-               _statement("common/validate_constraint", table=t, constraint=check),
-               _statement("enforce_not_null/set_not_null", table=t),
-               _statement("enforce_not_null/drop_check", table=t, constraint=check)]
+        m2 += [_statement("enforce_not_null/add_check", table=t, constraint=check, **short),
+               _statement("common/validate_constraint", table=t, constraint=check, **patient),
+               _statement("enforce_not_null/set_not_null", table=t, **short),
+               _statement("enforce_not_null/drop_check", table=t, constraint=check, **short)]
     return {f"runbook: {add_workspace_columns.MIGRATION.split('/')[1]}": "\n".join(m1) + "\n",
             f"runbook: {enforce_not_null.MIGRATION.split('/')[1]}": "\n".join(m2) + "\n"}
 
