@@ -127,6 +127,34 @@ def chart(results: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def preflight_section(results: list[dict]) -> list[str]:
+    """00_preflight's queries at each size, before migration 1 (no column: every row counted) and
+    after it (the column nullable, every MetricDaily row still NULL: the most it has to read)."""
+    measured = [r for r in results if r.get("preflight")]
+    if not measured:
+        return []
+    names = list(dict.fromkeys(q for r in measured for when in ("before_migration_1", "after_migration_1")
+                               for q in r["preflight"][when]["queries_s"]))
+    lines = ["", "## 00_preflight (read-only; seconds)", "",
+             "Each query alone in a read-only session, then the whole stage through the runner and papermill "
+             "(kernel start, squawk and charts included), before migration 1 and after it with every "
+             "MetricDaily row still NULL. The stage's own statement_timeout parameter (default 1h) bounds "
+             "each query; a role's default does not apply.", "",
+             "| rows | when | " + " | ".join(names) + " | whole stage |",
+             "|---:|---|" + "---:|" * (len(names) + 1)]
+    for r in measured:
+        for when in ("before_migration_1", "after_migration_1"):
+            m = r["preflight"][when]
+            lines.append(f"| {r['rows']:,} | {when.replace('_', ' ')} | "
+                         + " | ".join(str(m["queries_s"].get(n, "")) for n in names)
+                         + f" | {m['stage_s']} ({m['stage_result']}) |")
+    added = sorted({r["preflight"]["added_by"] for r in measured if r["preflight"].get("added_by")})
+    if added:
+        lines += ["", "Measured by a later invocation on a fresh seed of the same size: "
+                  + ", ".join(f"`{a}`" for a in added) + "."]
+    return lines
+
+
 def write(out: Path, machine: dict, results: list[dict], command: str) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"machine": machine, "command": command, "results": results},
@@ -167,6 +195,7 @@ def write(out: Path, machine: dict, results: list[dict], command: str) -> None:
               "| stage | seconds | in cells | papermill overhead |", "|---|---:|---:|---:|"]
     lines += [f"| {s['stage']} | {s['seconds']} | {s['in_cells_s']} | {s['papermill_overhead_s']} |"
               for s in results[-1]["runbook"]["stages"]]
+    lines += preflight_section(results)
     lines += ["", "## Targets (largest run)", "", "| target | measured | met |", "|---|---:|---|"]
     for key, op, target, what in TARGETS:
         value = top[key]

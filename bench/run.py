@@ -116,12 +116,14 @@ def timed(fn):
     return out, time.monotonic() - t0
 
 
-def build_template(admin: str, rows: int) -> tuple[str, dict]:
-    """A database with the data seeded, migration 1 applied and every table but MetricDaily backfilled."""
+def build_template(admin: str, rows: int, work: Path | None = None) -> tuple[str, dict]:
+    """A database with the data seeded, migration 1 applied and every table but MetricDaily
+    backfilled. With ``work``, 00_preflight is measured on it before and after migration 1."""
     name = f"bench_{rows}_{uuid.uuid4().hex[:6]}"
     url = demo.create_database(admin, name)
     demo.load_schema(url)
     counts, seed_s = timed(lambda: demo.seed(url, **seed_options(rows)))
+    before = measure_preflight(url, work / f"preflight-{name}-before") if work else None
     with db.connect(url) as conn:
         policy, log = RetryPolicy(), DDLLog()
         add_workspace_columns.apply(conn, policy, "bench", log)
@@ -131,7 +133,51 @@ def build_template(admin: str, rows: int) -> tuple[str, dict]:
                 backfill.backfill_table(conn, table, backfill.BatchPolicy(), [], progress=False)
     with db.connect(url) as conn, db.outside_transaction(conn):   # VACUUM: no lock_timeout (autovacuum may hold the table)
         db.execute(conn, "bench/vacuum")
-    return name, {"counts": counts, "seed_s": round(seed_s, 1)}
+    built = {"counts": counts, "seed_s": round(seed_s, 1)}
+    if work:
+        built["preflight"] = {"before_migration_1": before,
+                              "after_migration_1": measure_preflight(url, work / f"preflight-{name}-after")}
+    return name, built
+
+
+PREFLIGHT_QUERIES = ("server", "tables", "privileges", "counts", "collisions", "unplaceable_users")
+
+
+def measure_preflight(url: str, run_dir: Path) -> dict:
+    """00_preflight's queries one by one (a read-only session, as the stage opens it), then the
+    whole stage through the runner and papermill (kernel, lint and charts included)."""
+    from tenancy_runbook.stages import preflight
+    queries = {}
+    with db.connect(url, read_only=True) as conn:
+        for name in PREFLIGHT_QUERIES:
+            if hasattr(preflight, name):
+                queries[name] = round(timed(lambda: getattr(preflight, name)(conn))[1], 3)
+    proc = subprocess.run([sys.executable, "-m", "tenancy_runbook", "run", str(ROOT / "runbooks/datahub-tenancy.yaml"),
+                           "--to", "00_preflight", "--run-dir", str(run_dir)], env={**os.environ, "DATABASE_URL": url},
+                          cwd=ROOT, capture_output=True, text=True)
+    stage = json.loads((run_dir / "manifest.json").read_text())["stages"][0]
+    return {"queries_s": queries, "stage_s": stage["seconds"], "stage_result": stage["result"],
+            "exit_code": proc.returncode}
+
+
+def add_preflight(admin: str, sizes: list[int], results_path: Path, work: Path) -> int:
+    """--preflight-into: measure only 00_preflight (before and after migration 1) and add it to
+    an earlier run's results, then write its report again."""
+    data = json.loads(results_path.read_text())
+    by_rows = {r["rows"]: r for r in data["results"]}
+    missing = [rows for rows in sizes if rows not in by_rows]
+    if missing:
+        raise SystemExit(f"{results_path} has no run of {missing} rows (it has {sorted(by_rows)})")
+    for rows in sizes:
+        print(f"== {rows:,} MetricDaily rows, 00_preflight only", flush=True)
+        template, built = build_template(admin, rows, work)
+        demo.drop_database(admin, template)
+        print(f"   {built['preflight']}", flush=True)
+        by_rows[rows]["preflight"] = {**built["preflight"], "added_by": " ".join(["bench/run.py", *sys.argv[1:]])}
+    from report import write   # bench/report.py
+    write(results_path.with_suffix(".md"), data["machine"], data["results"], data["command"])
+    print(f"wrote {results_path.with_suffix('.md')}")
+    return 0
 
 
 def copy_of(admin: str, template: str, label: str) -> str:
@@ -294,6 +340,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--idle-into", type=Path, metavar="RESULTS_JSON",
                         help="measure only the backfills on an idle server and add them to these results")
+    parser.add_argument("--preflight-into", type=Path, metavar="RESULTS_JSON",
+                        help="measure only 00_preflight (before and after migration 1) and add it to these results")
     args = parser.parse_args()
     sizes = sorted(args.rows or [200_000])
     server = None
@@ -301,9 +349,12 @@ def main() -> int:
     if not admin:
         server = embedded.start()
         admin = server.url
-    if args.idle_into:
+    if args.idle_into or args.preflight_into:
         try:
-            return add_idle(admin, sizes, args.idle_into)
+            if args.idle_into:
+                return add_idle(admin, sizes, args.idle_into)
+            with tempfile.TemporaryDirectory() as work:
+                return add_preflight(admin, sizes, args.preflight_into, Path(work))
         finally:
             if server:
                 server.stop()
@@ -314,8 +365,9 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as work:
             for rows in sizes:
                 print(f"== {rows:,} MetricDaily rows", flush=True)
-                template, built = build_template(admin, rows)
+                template, built = build_template(admin, rows, Path(work))
                 print(f"   seeded in {built['seed_s']} s: {built['counts']}", flush=True)
+                print(f"   00_preflight: {built['preflight']}", flush=True)
                 backfills, a, b = measure_backfills(admin, template)
                 idle = backfills["idle"]
                 print(f"   backfill, idle: batched {idle['batched']['rows_per_s']:,} rows/s, single UPDATE "

@@ -31,6 +31,12 @@ def test_bench_writes_the_report_with_its_headline_figures(tmp_path):
     # on an idle server both backfills start from the same copy of the data: the same rows
     idle = results[0]["backfill"]["idle"]
     assert idle["batched"]["rows"] == idle["single_update"]["rows"] > 0
+    # 00_preflight measured before and after migration 1, each query and the whole stage
+    for when in ("before_migration_1", "after_migration_1"):
+        measured = results[0]["preflight"][when]
+        assert measured["stage_result"] == "ok" and measured["exit_code"] == 0, measured
+        assert {"counts", "collisions", "unplaceable_users"} <= set(measured["queries_s"])
+    assert "## 00_preflight (read-only; seconds)" in text
     # the report can be written again from the recorded results
     out.unlink()
     again = subprocess.run([sys.executable, "bench/report.py", str(out.with_suffix(".json"))], cwd=ROOT,
