@@ -163,21 +163,14 @@ def measure_preflight(url: str, run_dir: Path) -> dict:
 def add_preflight(admin: str, sizes: list[int], results_path: Path, work: Path) -> int:
     """--preflight-into: measure only 00_preflight (before and after migration 1) and add it to
     an earlier run's results, then write its report again."""
-    data = json.loads(results_path.read_text())
-    by_rows = {r["rows"]: r for r in data["results"]}
-    missing = [rows for rows in sizes if rows not in by_rows]
-    if missing:
-        raise SystemExit(f"{results_path} has no run of {missing} rows (it has {sorted(by_rows)})")
+    data, by_rows = earlier_results(results_path, sizes)
     for rows in sizes:
         print(f"== {rows:,} MetricDaily rows, 00_preflight only", flush=True)
         template, built = build_template(admin, rows, work)
         demo.drop_database(admin, template)
         print(f"   {built['preflight']}", flush=True)
         by_rows[rows]["preflight"] = {**built["preflight"], "added_by": " ".join(["bench/run.py", *sys.argv[1:]])}
-    from report import write   # bench/report.py
-    write(results_path.with_suffix(".md"), data["machine"], data["results"], data["command"])
-    print(f"wrote {results_path.with_suffix('.md')}")
-    return 0
+    return rewrite_report(results_path, data)
 
 
 def copy_of(admin: str, template: str, label: str) -> str:
@@ -230,14 +223,27 @@ def measure_idle(admin: str, template: str) -> dict:
     return idle
 
 
-def add_idle(admin: str, sizes: list[int], results_path: Path) -> int:
-    """--idle-into: measure only the idle backfills and add them to an earlier run's results
-    (same sizes, same seed), then write its report again; the report says so."""
+def earlier_results(results_path: Path, sizes: list[int]) -> tuple[dict, dict]:
+    """An earlier run's results, and its result per size (each of ``sizes`` must be there)."""
     data = json.loads(results_path.read_text())
     by_rows = {r["rows"]: r for r in data["results"]}
     missing = [rows for rows in sizes if rows not in by_rows]
     if missing:
         raise SystemExit(f"{results_path} has no run of {missing} rows (it has {sorted(by_rows)})")
+    return data, by_rows
+
+
+def rewrite_report(results_path: Path, data: dict) -> int:
+    from report import write   # bench/report.py
+    write(results_path.with_suffix(".md"), data["machine"], data["results"], data["command"])
+    print(f"wrote {results_path.with_suffix('.md')}")
+    return 0
+
+
+def add_idle(admin: str, sizes: list[int], results_path: Path) -> int:
+    """--idle-into: measure only the idle backfills and add them to an earlier run's results
+    (same sizes, same seed), then write its report again; the report says so."""
+    data, by_rows = earlier_results(results_path, sizes)
     for rows in sizes:
         print(f"== {rows:,} MetricDaily rows, idle backfills only", flush=True)
         template, _ = build_template(admin, rows)
@@ -246,10 +252,7 @@ def add_idle(admin: str, sizes: list[int], results_path: Path) -> int:
         print(f"   batched {idle['batched']['rows_per_s']:,} rows/s, single UPDATE "
               f"{idle['single_update']['rows_per_s']:,} rows/s (ratio {idle['ratio']})", flush=True)
         by_rows[rows]["backfill"]["idle"] = {**idle, "added_by": " ".join(["bench/run.py", *sys.argv[1:]])}
-    from report import write   # bench/report.py
-    write(results_path.with_suffix(".md"), data["machine"], data["results"], data["command"])
-    print(f"wrote {results_path.with_suffix('.md')}")
-    return 0
+    return rewrite_report(results_path, data)
 
 
 def measure_backfills(admin: str, template: str) -> dict:
