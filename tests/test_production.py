@@ -151,3 +151,20 @@ def release_when_waiting(url: str, blocker, table: str, hold: float) -> threadin
         blocker.rollback()
     threading.Thread(target=watch, daemon=True).start()
     return seen
+
+
+def test_prisma_url_parameters_are_read_and_the_password_never_shown(tmp_path):
+    secret = "Pr1sma-S3cret"
+    url = (f"postgresql://alice:{secret}@127.0.0.1:1/datahub?schema=app&connection_limit=5&pool_timeout=10"
+           f"&pgbouncer=true&statement_cache_size=0&sslmode=disable&sslpassword=Key-{secret}")
+    dsn, schema = db.split_url(url)
+    assert schema == "app"
+    assert psycopg.conninfo.conninfo_to_dict(db.conninfo(url)) == {
+        "user": "alice", "password": secret, "host": "127.0.0.1", "port": "1", "dbname": "datahub",
+        "sslmode": "disable", "sslpassword": f"Key-{secret}", "options": "-c search_path=app"}
+    assert db.describe(url) == "alice@127.0.0.1:1/datahub (schema app)"
+    assert secret not in db.redact(f"failed for {url} and {dsn}")
+    result = run_runbook(url, tmp_path / "run")
+    output = result.stdout + result.stderr
+    assert result.returncode == 2 and "cannot connect to alice@127.0.0.1:1/datahub (schema app)" in output, output
+    assert secret not in output and "invalid URI query parameter" not in output and "Traceback" not in output
