@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import cli, run_runbook
+from conftest import cli, column_states, run_runbook, schema_snapshot, snapshot
+
+from tenancy_runbook.cli import main
 
 
 def assert_clean_failure(result, code: int, *words: str):
@@ -44,9 +46,44 @@ def test_bad_stage_or_parameter(tmp_path, args, words):
     assert_clean_failure(result, 2, *words)
 
 
-def test_parameter_of_wrong_type(tmp_path):
-    result = cli("run", "runbooks/rollback.yaml", "-p", "confirm", "maybe", url="postgresql://x@127.0.0.1:1/x")
-    assert_clean_failure(result, 2, "parameter 'confirm' of stage 90_rollback expects bool, got 'maybe'")
+DURATION = "a PostgreSQL duration: a number with an optional unit us|ms|s|min|h|d (case-sensitive; none = ms)"
+BAD_VALUES = [   # runbook, -p arguments, what the message names: the parameter, the value, what is allowed
+    ("datahub-tenancy", ["-p", "batch_size", "-5"], ["batch_size = -5 (-p): allowed: an integer >= 1"]),
+    ("datahub-tenancy", ["-p", "lock_timeout", "forever"],
+     ["lock_timeout = 'forever' (-p): not a PostgreSQL duration; allowed: " + DURATION]),
+    ("datahub-tenancy", ["-p", "on_collision", "ignore"], ["on_collision = 'ignore' (-p): allowed: fail | quarantine"]),
+    ("datahub-tenancy", ["-p", "on_orphan", "quarantien"],
+     ["on_orphan = 'quarantien' (-p): allowed: fail | quarantine"]),
+    ("datahub-tenancy", ["-p", "min_batch_size", "5000", "-p", "max_batch_size", "2000"],
+     ["min_batch_size = 5000, batch_size = 1000, max_batch_size = 2000 (stages 20_backfill, 40_enforce_not_null): "
+      "allowed: min_batch_size <= batch_size <= max_batch_size"]),
+    ("datahub-tenancy", ["-p", "statement_timeout", "5S", "-p", "batch_statement_timeout", "-1"],
+     ["statement_timeout = '5S' (-p): not a PostgreSQL duration", "batch_statement_timeout = '-1' (-p)"]),
+    ("datahub-tenancy", ["-p", "target_batch_ms", "0", "-p", "batch_pause_ms", "-1", "-p", "max_listed", "-1"],
+     ["target_batch_ms = 0 (-p): allowed: a number > 0", "batch_pause_ms = -1 (-p): allowed: a number >= 0",
+      "max_listed = -1 (-p): allowed: an integer >= 0"]),
+    ("datahub-tenancy", ["-p", "ddl_retry_total_s", "soon"], ["ddl_retry_total_s = 'soon' (-p): allowed: a number > 0"]),
+    ("rollback", ["-p", "confirm", "maybe"], ["confirm = 'maybe' (-p): allowed: true or false"]),
+    ("rollback", ["-p", "confirm", "true", "-p", "restore_quarantine", "yes"],
+     ["restore_quarantine = 'yes' (-p): allowed: true or false"]),
+]
+
+
+@pytest.mark.parametrize("book, args, words", BAD_VALUES, ids=[" ".join(args[1::3]) for _, args, _ in BAD_VALUES])
+def test_bad_parameter_value_exits_2_before_anything_runs(datahub, tmp_path, monkeypatch, capsys, book, args, words):
+    url = datahub()
+    before = snapshot(url), schema_snapshot(url)
+    result = run_runbook(url, tmp_path / "run", *args, runbook=f"runbooks/{book}.yaml")
+    assert_clean_failure(result, 2, "bad parameter value(s), nothing was run", *words,
+                         f"tenancy-runbook plan runbooks/{book}.yaml` lists every parameter")
+    assert (snapshot(url), schema_snapshot(url)) == before
+    assert set(column_states(url).values()) == {"absent"}
+    assert not (tmp_path / "run").exists()
+    # checked before the runner connects at all: an unreachable server is not even tried
+    monkeypatch.setenv("DATABASE_URL", "postgresql://x@127.0.0.1:1/x")
+    assert main(["run", f"runbooks/{book}.yaml", "--run-dir", str(tmp_path / "run"), *args]) == 2
+    output = capsys.readouterr().err
+    assert "cannot connect" not in output and all(word in output for word in words), output
 
 
 @pytest.mark.parametrize("text, words", [

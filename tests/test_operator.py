@@ -74,7 +74,8 @@ def test_read_only_stages_cannot_write(datahub):
         conn.execute("""DELETE FROM "ChatMessage" """)
     for name in ("00_preflight", "30_check_backfill", "50_post_verify"):
         source = json.loads((NOTEBOOKS_DIR / f"{name}.ipynb").read_text())
-        assert any("nb.connect(read_only=True)" in "".join(c["source"]) for c in source["cells"]), name
+        assert any("nb.connect(read_only=True, statement_timeout=statement_timeout)" in "".join(c["source"])
+                   for c in source["cells"]), name
 
 
 def test_every_notebook_runs_top_to_bottom_with_its_defaults(datahub, tmp_path):

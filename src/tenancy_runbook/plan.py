@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import os
 
-from . import db
+from . import db, params
 from .paths import ROOT, SQL_DIR
 from .runbook import Runbook, Stage
 
@@ -21,20 +21,24 @@ def stage_module(stage: Stage):
 
 
 def parameters(stage: Stage) -> list[str]:
-    """name = value for every parameter: the runbook's or -p's, else the notebook's default."""
+    """name = value for every parameter (the runbook's or -p's, else the declared default),
+    then what params.py allows for it."""
     out = []
-    for name, info in stage.declared.items():
+    for name in stage.declared:
+        param = params.get(name)
         if name == "run_id":
-            out.append("run_id = <set by the runner>")
+            value = "<set by the runner>"
         elif name in stage.parameters:
-            out.append(f"{name} = {stage.parameters[name]!r}")
+            value = repr(stage.parameters[name])
         else:
-            out.append(f"{name} = {info.get('default')} (default)")
+            value = f"{param.default!r} (default)"
+        out.append(f"{name} = {value}    [{param.allowed(short=True)}]")
     return out
 
 
 def lines(book: Runbook, stages: list[Stage], with_sql: bool = True) -> list[str]:
-    out = [f"runbook {book.path} (sha256 {book.sha256}): {len(stages)} stage(s)", ""]
+    out = [f"runbook {book.path} (sha256 {book.sha256}): {len(stages)} stage(s)",
+           f"(each parameter: its value, then [what it allows]; a duration is {params.DURATION_RULES})", ""]
     for stage in stages:
         module = stage_module(stage)
         kind = "read-only" if module.__name__.rsplit(".", 1)[1] in READ_ONLY else "writes"

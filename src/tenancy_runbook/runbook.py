@@ -8,13 +8,14 @@
       - notebook: 20_backfill
         parameters: {lock_timeout: 10s}   # this stage only
 
-Everything is checked before anything runs: an unknown stage or parameter, or a value of
-the wrong type, is a RunbookError (exit 2) that names it.
+Everything is checked before anything runs (before the runner connects): an unknown stage or
+parameter, or a value params.py does not allow (type, choice, range, duration, the order of
+the batch sizes a stage gets), is a RunbookError (exit 2) naming the parameter, the value
+and what is allowed.
 """
 
 from __future__ import annotations
 
-import ast
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +23,9 @@ from pathlib import Path
 import papermill
 import yaml
 
+from . import params
 from .errors import RunbookError
 from .paths import NOTEBOOKS_DIR
-
-_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
-
 
 @dataclass
 class Stage:
@@ -63,8 +62,8 @@ class Runbook:
 def load(path: str | Path, overrides: dict[str, str] | None = None) -> Runbook:
     """Read and check a runbook file, with ``-p NAME VALUE`` overrides (as typed) applied.
 
-    An override is read as YAML (``true``, ``5``, ``0.5``) except for a parameter whose
-    default is a string, which takes the text exactly as typed.
+    An override is read as its parameter's type (params.parse): text exactly as typed,
+    ``true``/``false``, a number.
     """
     path = Path(path)
     try:
@@ -89,34 +88,37 @@ def load(path: str | Path, overrides: dict[str, str] | None = None) -> Runbook:
     if len(set(names)) != len(names):
         raise RunbookError(f"runbook {path} lists a stage twice: {', '.join(names)}")
 
-    overrides = overrides or {}
-    for source, params in [("runbook 'parameters'", common), ("-p", overrides)] + [
-            (f"stage {s.name}", s.parameters) for s in stages]:
-        if "run_id" in params:
+    overrides = dict(overrides or {})
+    sources = [("runbook 'parameters'", common), ("-p", overrides)] + [
+        (f"stage {s.name}", s.parameters) for s in stages]
+    bad = []
+    for source, values in sources:
+        if "run_id" in values:
             raise RunbookError(f"parameter 'run_id' ({source}) is set by the runner, one per run; remove it")
-        for name in params:
+        for name in values:
             if not any(name in s.declared for s in stages):
                 raise RunbookError(f"unknown parameter {name!r} ({source}): no stage of {path.name} "
                                    f"declares it. Known: {', '.join(sorted(_all_declared(stages)))}")
+        if values is overrides:   # typed on the command line: read as each parameter's type
+            values.update({name: params.parse(name, text) for name, text in values.items()})
+        values.update({name: params.normalize(name, value) for name, value in values.items()})
+        bad += params.problems(values, source)
+    orders: dict[str, list[str]] = {}      # values out of order, as a stage gets them -> the stages
     for stage in stages:
         merged = {k: v for k, v in common.items() if k in stage.declared}
         merged.update(stage.parameters)
-        merged.update({k: _typed(stage, k, v) for k, v in overrides.items() if k in stage.declared})
-        for name, value in merged.items():
-            _check_type(stage, name, value)
+        merged.update({k: v for k, v in overrides.items() if k in stage.declared})
         stage.parameters = merged
+        if not bad:   # each value allowed on its own: now the orders between them
+            for line in params.relation_problems(params.with_defaults(stage.declared, merged), "{where}"):
+                orders.setdefault(line, []).append(stage.name)
+    bad += [line.replace("{where}", ("stages " if len(names) > 1 else "stage ") + ", ".join(names))
+            for line, names in orders.items()]
+    if bad:
+        raise RunbookError("bad parameter value(s), nothing was run:\n  " + "\n  ".join(bad)
+                           + f"\n`tenancy-runbook plan {path}` lists every parameter with its allowed values.")
     return Runbook(path=path, name=str(doc.get("name") or path.stem), stages=stages,
                    sha256=hashlib.sha256(raw).hexdigest())
-
-
-def _typed(stage: Stage, name: str, text):
-    """A ``-p`` value: the text itself for a string parameter, else as YAML reads it."""
-    if not isinstance(text, str) or _declared_type(stage.declared[name]) == "str":
-        return text
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
 
 
 def _stage(entry, index: int, path: Path) -> Stage:
@@ -134,12 +136,14 @@ def _stage(entry, index: int, path: Path) -> Stage:
         known = ", ".join(sorted(p.stem for p in NOTEBOOKS_DIR.glob("*.ipynb")))
         raise RunbookError(f"runbook {path}: unknown stage {name!r} (no {notebook}). Stages: {known}")
     declared = papermill.inspect_notebook(str(notebook))
-    params = _mapping(entry.get("parameters"), f"{path}: stage {name} 'parameters'")
-    for key in params:
+    for key in declared:
+        params.get(key)           # every notebook parameter is declared in params.py
+    values = _mapping(entry.get("parameters"), f"{path}: stage {name} 'parameters'")
+    for key in values:
         if key not in declared:
             raise RunbookError(f"runbook {path}: stage {name} has no parameter {key!r}; it declares "
                                + (", ".join(declared) or "none"))
-    return Stage(name=name, notebook=notebook, declared=declared, parameters=params)
+    return Stage(name=name, notebook=notebook, declared=declared, parameters=values)
 
 
 def _mapping(value, what: str) -> dict:
@@ -152,28 +156,3 @@ def _mapping(value, what: str) -> dict:
 
 def _all_declared(stages: list[Stage]) -> set[str]:
     return {name for s in stages for name in s.declared}
-
-
-def _declared_type(info: dict) -> str:
-    """The parameter's type: its annotation, else the type of its default value."""
-    declared = info.get("inferred_type_name", "None")
-    if declared != "None":
-        return declared
-    try:
-        return type(ast.literal_eval(info.get("default", ""))).__name__
-    except (ValueError, SyntaxError):
-        return "None"
-
-
-def _check_type(stage: Stage, name: str, value) -> None:
-    expected = _declared_type(stage.declared[name])
-    allowed = _TYPES.get(expected)
-    if allowed is None:
-        return
-    if isinstance(value, bool) and bool not in allowed:
-        ok = False
-    else:
-        ok = isinstance(value, allowed)
-    if not ok:
-        raise RunbookError(f"parameter {name!r} of stage {stage.name} expects {expected}, "
-                           f"got {value!r} ({type(value).__name__})")

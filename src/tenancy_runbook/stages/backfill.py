@@ -37,7 +37,7 @@ STEPS = (  # table, its first pass (pages in physical order), its second pass (k
     ("ChatMessage", "backfill/pages_user_rows", "backfill/batch_user_rows"),
 )
 MAX_BATCH_PAGES = 4096   # 32 MB of heap: bounds a first-pass batch where few rows are NULL
-CHOICES = ("fail", "quarantine")
+from ..params import CHOICES, check_values  # fail | quarantine: every parameter is declared in params.py
 PROGRESS_ENV = "TENANCY_RUNBOOK_PROGRESS"   # set by the runner: also draw progress on its terminal
 SQL = (checks.SQL + preflight.SQL[len(checks.SQL):]
        + ("backfill/guard", "backfill/guard_trigger", "backfill/guard_state", "backfill/batch_settings",
@@ -57,12 +57,11 @@ class BatchPolicy:
     lock_timeout: str = "500ms"     # one batch may not wait longer for a row lock
 
     def check(self) -> "BatchPolicy":
-        if not 1 <= self.min_batch_size <= self.batch_size <= self.max_batch_size:
-            raise RunbookError("batch sizes must satisfy 1 <= min_batch_size <= batch_size <= "
-                               f"max_batch_size (got {self.min_batch_size}, {self.batch_size}, "
-                               f"{self.max_batch_size})")
-        if self.target_batch_ms <= 0 or self.pause_ms < 0:
-            raise RunbookError("target_batch_ms must be > 0 and batch_pause_ms >= 0")
+        """Each value as params.py allows it (a RunbookError naming the bad ones)."""
+        check_values({"batch_size": self.batch_size, "min_batch_size": self.min_batch_size,
+                      "max_batch_size": self.max_batch_size, "target_batch_ms": self.target_batch_ms,
+                      "batch_pause_ms": self.pause_ms, "batch_statement_timeout": self.statement_timeout,
+                      "lock_timeout": self.lock_timeout})
         return self
 
     def next_size(self, size: int, ms: float) -> int:
@@ -73,9 +72,8 @@ class BatchPolicy:
 
 
 def check_choice(name: str, value: str) -> str:
-    if value not in CHOICES:
-        raise RunbookError(f"parameter {name} must be 'fail' or 'quarantine', got {value!r}")
-    return value
+    """``value`` of on_collision or on_orphan, if params.py allows it."""
+    return check_values({name: value})[name]
 
 
 def handle_collisions(conn: psycopg.Connection, on_collision: str, run_id: str) -> pd.DataFrame:
