@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import re
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pandas as pd
@@ -152,6 +152,20 @@ def sqlalchemy_url(url: str | None = None) -> str:
 
 
 # --------------------------------------------------------------------------- connections
+class Cursor(psycopg.Cursor):
+    """Outside an explicit transaction, each statement runs in one of its own, which starts with
+    the connection's settings (on an autocommit connection, a bare statement would run with the
+    session's defaults: a role's statement_timeout, no READ ONLY)."""
+
+    def execute(self, query, params=None, **kwargs):
+        conn = self.connection
+        if (conn.autocommit and conn.pgconn.transaction_status == _IDLE
+                and not getattr(conn, "_bare", False)):
+            with conn.transaction():
+                return super().execute(query, params, **kwargs)
+        return super().execute(query, params, **kwargs)
+
+
 class Connection(psycopg.Connection):
     """A psycopg connection whose every transaction starts with the runbook's settings.
 
@@ -223,7 +237,7 @@ def connect(url: str | None = None, *, read_only: bool = False, statement_timeou
     url = url or database_url()
     try:
         conn = Connection.connect(
-            conninfo(url), autocommit=True, row_factory=dict_row, prepare_threshold=None,
+            conninfo(url), autocommit=True, row_factory=dict_row, cursor_factory=Cursor, prepare_threshold=None,
             **{"connect_timeout": connect_timeout, **_url_connect_timeout(url)},
             application_name=application_name or _application_name(url))
     except RunbookError:
@@ -355,18 +369,9 @@ def _identifier(value) -> sql.Composable:
     return sql.Identifier(value)
 
 
-def _statement(conn: psycopg.Connection):
-    """The transaction a statement runs in: the caller's, or one of its own (with the
-    connection's settings) when the connection is idle in autocommit mode."""
-    if (conn.autocommit and conn.pgconn.transaction_status == _IDLE and isinstance(conn, Connection)
-            and not getattr(conn, "_bare", False)):
-        return conn.transaction()
-    return nullcontext()
-
-
 def rows(conn: psycopg.Connection, name: str, params: dict | None = None, /, **identifiers) -> list[dict]:
     """All rows of the query in ``sql/<name>.sql`` as dicts."""
-    with _statement(conn), conn.cursor() as cur:
+    with conn.cursor() as cur:
         cur.execute(load_sql(name, **identifiers), params)
         return cur.fetchall() if cur.description else []
 
@@ -381,7 +386,7 @@ def one(conn: psycopg.Connection, name: str, params: dict | None = None, /, **id
 
 def frame(conn: psycopg.Connection, name: str, params: dict | None = None, /, **identifiers) -> pd.DataFrame:
     """The query in ``sql/<name>.sql`` as a DataFrame (columns kept when it returns no row)."""
-    with _statement(conn), conn.cursor() as cur:
+    with conn.cursor() as cur:
         cur.execute(load_sql(name, **identifiers), params)
         columns = [d.name for d in cur.description or []]
         return pd.DataFrame(cur.fetchall(), columns=columns)
@@ -389,6 +394,6 @@ def frame(conn: psycopg.Connection, name: str, params: dict | None = None, /, **
 
 def execute(conn: psycopg.Connection, name: str, params: dict | None = None, /, **identifiers) -> int:
     """Run ``sql/<name>.sql``; the number of rows it touched."""
-    with _statement(conn), conn.cursor() as cur:
+    with conn.cursor() as cur:
         cur.execute(load_sql(name, **identifiers), params)
         return cur.rowcount
