@@ -2,7 +2,11 @@
 -- version keep writing rows without a workspaceId; a trigger on each table (guard_trigger.sql)
 -- places them by the backfill rule as they are written. Removed by stage 60_remove_guard.
 -- search_path is fixed to the schema the Data Hub tables are in when this runs.
-CREATE SCHEMA IF NOT EXISTS tenancy_runbook;
+-- Created only when absent: CREATE SCHEMA IF NOT EXISTS would need CREATE on the database even
+-- when an administrator has created the schema (and granted USAGE, CREATE on it) beforehand.
+DO $$ BEGIN
+    IF to_regnamespace('tenancy_runbook') IS NULL THEN CREATE SCHEMA tenancy_runbook; END IF;
+END $$;
 
 -- The backfill rule for one user, written per row for the trigger's sake: the same rule as
 -- sql/common/user_workspace.sql (the set-based form the checks include), kept apart because
@@ -22,8 +26,11 @@ $fn$;
 
 -- BEFORE INSERT / UPDATE trigger body: fill a NULL workspaceId by the rule. A restore from
 -- quarantine sets tenancy_runbook.restoring = 'on' so rows come back exactly as they were.
+-- SECURITY DEFINER: it runs with the runbook's role, so application roles writing rows need no
+-- USAGE on schema tenancy_runbook (nor SELECT on User, WorkspaceMember); search_path is fixed.
 CREATE OR REPLACE FUNCTION tenancy_runbook.place_workspace() RETURNS trigger
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $fn$
 BEGIN

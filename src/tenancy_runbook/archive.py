@@ -22,6 +22,7 @@ from pathlib import Path
 
 import nbformat
 import psycopg
+from psycopg import sql
 
 from . import __version__, db
 from .paths import ROOT
@@ -112,7 +113,9 @@ def database(conn: psycopg.Connection, url: str) -> dict:
         info["system_identifier"] = db.one(conn, "archive/system_identifier")["system_identifier"]
     except psycopg.errors.InsufficientPrivilege:
         info["system_identifier"] = None
-        info["system_identifier_note"] = "not permitted: grant pg_monitor to the runbook's role"
+        grant = sql.SQL("GRANT EXECUTE ON FUNCTION pg_catalog.pg_control_system() TO {};").format(
+            sql.Identifier(info["user"])).as_string(conn)
+        info["system_identifier_note"] = f"not permitted (optional; {grant} records it)"
     return info
 
 

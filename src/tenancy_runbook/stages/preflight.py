@@ -1,6 +1,7 @@
 """00_preflight: what the database is, what state it is in, and whether the backfill can succeed.
 
-Read-only. The gate stops the runbook before any write when the backfill cannot succeed.
+Read-only. The gates stop the runbook before any write when the role lacks a privilege the run
+will need (printing the GRANT statements that fix it) or when the backfill cannot succeed.
 """
 
 from __future__ import annotations
@@ -8,10 +9,14 @@ from __future__ import annotations
 import pandas as pd
 import psycopg
 
-from .. import DATAHUB_TABLES, checks, db
+from .. import DATAHUB_TABLES, TENANT_TABLES, checks, db
+from . import add_workspace_columns
 
-SQL = checks.SQL + ("preflight/server", "preflight/collisions", "common/user_workspace",
-                    "preflight/unplaceable_users")
+SQL = checks.SQL + ("preflight/server", "add_workspace_columns/detect", "preflight/privileges",
+                    "preflight/collisions", "common/user_workspace", "preflight/unplaceable_users")
+# The tables the run reads but does not own: the backfill rule and the checks read them; the
+# foreign keys reference Workspace.
+READ_TABLES = ("User", "WorkspaceMember", "Workspace")
 
 
 def server(conn: psycopg.Connection) -> dict:
@@ -26,6 +31,57 @@ def tables(conn: psycopg.Connection) -> pd.DataFrame:
 
 def missing_tables(table_frame: pd.DataFrame) -> list[str]:
     return table_frame.loc[~table_frame["present"], "table"].tolist()
+
+
+def privileges(conn: psycopg.Connection, on_collision: str = "fail",
+               on_orphan: str = "fail") -> pd.DataFrame:
+    """Every privilege the run will need, and the optional ones: object, privilege, held,
+    optional, the statement that gives it (``grant``) and what needs it.
+
+    What is already done is not asked for again: CREATE on the tables' schema only while an
+    index of migration 1 is still to be built, REFERENCES on Workspace only while a foreign key
+    is still to be added; datahub_quarantine only when a parameter says to quarantine.
+    """
+    state = add_workspace_columns.detect(conn)
+    todo = {"build_indexes": bool(((state["kind"] == "index") & ~state["complete"]).any()),
+            "add_foreign_keys": bool(((state["kind"] == "foreign key") & ~state["present"]).any())}
+    return db.frame(conn, "preflight/privileges",
+                    {"tenant": list(TENANT_TABLES), "read": list(READ_TABLES),
+                     "quarantine": "quarantine" in (on_collision, on_orphan), **todo})
+
+
+def grants(privilege_frame: pd.DataFrame, optional: bool = False) -> list[str]:
+    """The statements that give the role what it lacks (the required privileges, or the
+    optional ones), each once, in the table's order."""
+    return list(dict.fromkeys(_lacking(privilege_frame, optional)["grant"]))
+
+
+def _lacking(privilege_frame: pd.DataFrame, optional: bool) -> pd.DataFrame:
+    return privilege_frame[~privilege_frame["held"].astype(bool)
+                           & (privilege_frame["optional"].astype(bool) == optional)]
+
+
+def privilege_problems(privilege_frame: pd.DataFrame, role: str) -> list[str]:
+    """What the role lacks, and the GRANT statements that fix it, one per line; empty when it
+    holds every required privilege."""
+    lacking = _lacking(privilege_frame, optional=False)
+    if not len(lacking):
+        return []
+    what = "; ".join(f"{r.privilege} on {r.object}" if not r.privilege.startswith("owner")
+                     else f"{r.privilege} of {r.object}" for r in lacking.itertuples())
+    return [f"The role {role} lacks {len(lacking)} privilege(s) the run will need: {what}. "
+            "Run these statements as a superuser (or the objects' owner), then run the runbook again:\n"
+            + "\n".join(grants(privilege_frame))]
+
+
+def optional_note(privilege_frame: pd.DataFrame) -> str:
+    """One line per optional privilege the role lacks (the run goes on without it)."""
+    lacking = _lacking(privilege_frame, optional=True)
+    if not len(lacking):
+        return "Every optional privilege is held too."
+    return "\n".join(["Optional, not held (the run goes on without):"]
+                     + [f"  {r.grant}  -- {r.needed_for.removeprefix('optional: ')}"
+                        for r in lacking.itertuples()])
 
 
 def counts(conn: psycopg.Connection) -> pd.DataFrame:

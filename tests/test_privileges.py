@@ -1,0 +1,197 @@
+"""Least privilege: 00_preflight's gate names every privilege the run will need, before any
+write, as the GRANT statements that give it; with exactly those granted the whole runbook passes
+as a role that is neither superuser nor allowed to create anything by default."""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from conftest import TENANT, column_states, notebook_text, query, run_runbook, stage_lines
+from test_online import PRISMA_TABLE
+
+from tenancy_runbook import db, demo
+
+
+def as_role(url: str, role: str) -> str:
+    """The same database, logged in as ``role`` (no password: the test servers trust local users)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rpartition('@')[2]}"))
+
+
+def dbname(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
+
+
+def statements(stdout: str) -> list[str]:
+    """The statements the gate printed, one per line (the CLI indents a gate's message)."""
+    return [line.strip() for line in stdout.splitlines()
+            if line.strip().startswith(("GRANT ", "ALTER TABLE "))]
+
+
+@pytest.fixture
+def roles(server_url):
+    """new(prefix, database_url, login=True) -> a role name unique to the test: NOSUPERUSER,
+    NOCREATEDB. Afterwards DROP OWNED in that database, then DROP ROLE."""
+    made = []
+
+    def new(prefix: str, url: str, login: bool = True) -> str:
+        role = f"trb_{prefix}_{uuid.uuid4().hex[:8]}"
+        query(url, f"CREATE ROLE {role} {'LOGIN' if login else 'NOLOGIN'} NOSUPERUSER NOCREATEDB")
+        made.append((role, url))
+        return role
+    yield new
+    for role, url in reversed(made):
+        query(url, f"DROP OWNED BY {role}")
+    for role, _ in reversed(made):
+        query(server_url, f"DROP ROLE IF EXISTS {role}")
+
+
+def lock_down(url: str, role: str, *, schema: str = "public") -> None:
+    """PostgreSQL 15's defaults and a managed service's: nobody but the owner creates in schema
+    public, nobody creates schemas; ``role`` may connect."""
+    db = dbname(url)
+    query(url, "REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    query(url, f'REVOKE ALL ON DATABASE "{db}" FROM PUBLIC')
+    query(url, f'GRANT CONNECT ON DATABASE "{db}" TO {role}')
+    if schema != "public":
+        query(url, f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+
+
+def nothing_written(url: str, *, prisma: str | None = None) -> None:
+    assert query(url, """SELECT count(*) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                         WHERE a.attname = 'workspaceId' AND c.relname = ANY(%s)""", [list(TENANT)]) == [(0,)]
+    assert query(url, """SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                         WHERE n.nspname = 'tenancy_runbook'""") == [(0,)]
+    assert query(url, """SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                         WHERE n.nspname IN ('tenancy_runbook', 'datahub_quarantine')""") == [(0,)]
+    if prisma:
+        assert query(url, f'SELECT count(*) FROM {prisma}."_prisma_migrations"') == [(0,)]
+
+
+def test_a_table_owner_without_create_rights_gets_the_grants_then_the_run_passes(datahub, roles, tmp_path):
+    url = datahub()
+    runner = roles("runner", url)
+    for table in TENANT:
+        query(url, f'ALTER TABLE "{table}" OWNER TO {runner}')
+    lock_down(url, runner)
+    as_runner = as_role(url, runner)
+
+    refused = run_runbook(as_runner, tmp_path / "refused")
+    output = refused.stdout + refused.stderr
+    assert refused.returncode == 1, output
+    assert stage_lines(refused.stdout) == {"00_preflight": "gate failed"}, output
+    assert "Traceback" not in output
+    nothing_written(url)
+    assert query(url, "SELECT to_regnamespace('tenancy_runbook') IS NULL") == [(True,)]
+    db = dbname(url)
+    assert statements(refused.stdout) == [
+        f"GRANT CREATE ON SCHEMA public TO {runner};",
+        f'GRANT SELECT ON TABLE public."User" TO {runner};',
+        f'GRANT SELECT ON TABLE public."WorkspaceMember" TO {runner};',
+        f'GRANT SELECT ON TABLE public."Workspace" TO {runner};',
+        f'GRANT REFERENCES ON TABLE public."Workspace" TO {runner};',
+        f"GRANT CREATE ON DATABASE {db} TO {runner};",
+    ], output
+
+    for statement in statements(refused.stdout):
+        query(url, statement)
+    passed = run_runbook(as_runner, tmp_path / "passed")
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert set(stage_lines(passed.stdout).values()) == {"ok"}
+    assert set(column_states(url).values()) == {"NO"}
+    preflight = notebook_text(tmp_path / "passed" / "00_preflight.ipynb")
+    assert f"Privileges: {runner} holds every one the run needs" in preflight
+
+
+def test_a_role_that_does_not_own_the_tables_is_told_whose_role_to_join(datahub, roles, tmp_path):
+    """Connection and MetricDaily belong to an owner role: joining it gives ownership. Insight
+    and ChatMessage belong to the superuser: joining that role would make the runner a superuser,
+    so the gate hands the tables over instead."""
+    url = datahub()
+    owner = roles("owner", url, login=False)
+    runner = roles("runner", url)
+    for table in ("Connection", "MetricDaily"):
+        query(url, f'ALTER TABLE "{table}" OWNER TO {owner}')
+    lock_down(url, runner)
+
+    refused = run_runbook(as_role(url, runner), tmp_path / "refused", "--to", "00_preflight")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    printed = statements(refused.stdout)
+    assert printed[:3] == [f"GRANT {owner} TO {runner};",
+                           f'ALTER TABLE public."Insight" OWNER TO {runner};',
+                           f'ALTER TABLE public."ChatMessage" OWNER TO {runner};'], refused.stdout
+    assert f"owner ({owner}) of table public.\"Connection\"" in refused.stdout
+    nothing_written(url)
+
+    for statement in printed:
+        query(url, statement)
+    passed = run_runbook(as_role(url, runner), tmp_path / "passed", "--to", "00_preflight")
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+
+
+def test_schemas_an_administrator_created_need_no_create_on_the_database(database, roles, tmp_path):
+    """The app in schema app (?schema=app), Prisma's migration table there, tenancy_runbook and
+    datahub_quarantine created beforehand by the administrator, rows to quarantine: the gate asks
+    for USAGE and CREATE on those schemas, never for CREATE on the database."""
+    query(database, "CREATE SCHEMA app")
+    app = database + ("&" if "?" in database else "?") + "schema=app"
+    demo.load_schema(app)
+    demo.seed(app, users=6, connections_per_user=2, metric_days=2, metrics_per_day=1, insights_per_user=2,
+              messages_per_user=2, users_without_default=1, shared_pairs=1, orphans=1)
+    query(db.conninfo(app), PRISMA_TABLE)       # in schema app, as Prisma puts it there
+    query(database, "CREATE SCHEMA tenancy_runbook")
+    query(database, "CREATE SCHEMA datahub_quarantine")
+    runner = roles("runner", database)
+    for table in TENANT:
+        query(database, f'ALTER TABLE app."{table}" OWNER TO {runner}')
+    lock_down(database, runner, schema="app")
+    as_runner = as_role(app, runner)
+
+    refused = run_runbook(as_runner, tmp_path / "refused", "-p", "on_orphan", "quarantine")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert stage_lines(refused.stdout) == {"00_preflight": "gate failed"}
+    printed = statements(refused.stdout)
+    assert printed == [
+        f"GRANT CREATE ON SCHEMA app TO {runner};",
+        f'GRANT SELECT ON TABLE app."User" TO {runner};',
+        f'GRANT SELECT ON TABLE app."WorkspaceMember" TO {runner};',
+        f'GRANT SELECT ON TABLE app."Workspace" TO {runner};',
+        f'GRANT REFERENCES ON TABLE app."Workspace" TO {runner};',
+        f"GRANT USAGE ON SCHEMA datahub_quarantine TO {runner};",
+        f"GRANT CREATE ON SCHEMA datahub_quarantine TO {runner};",
+        f"GRANT USAGE ON SCHEMA tenancy_runbook TO {runner};",
+        f"GRANT CREATE ON SCHEMA tenancy_runbook TO {runner};",
+        f'GRANT SELECT ON TABLE app._prisma_migrations TO {runner};',
+        f'GRANT INSERT ON TABLE app._prisma_migrations TO {runner};',
+        f'GRANT UPDATE ON TABLE app._prisma_migrations TO {runner};',
+    ], refused.stdout
+    assert query(database, f"SELECT has_database_privilege('{runner}', current_database(), 'CREATE')") == [(False,)]
+    nothing_written(database, prisma="app")
+
+    for statement in printed:
+        query(database, statement)
+    first = run_runbook(as_runner, tmp_path / "first", "-p", "on_orphan", "quarantine", "--to", "20_backfill")
+    assert first.returncode == 0, first.stdout + first.stderr
+    # an application server of the old version, logged in as a role of its own, writes a row
+    # without a workspaceId: the guard places it (it needs nothing in schema tenancy_runbook)
+    app_role = roles("app", database)
+    query(database, f'GRANT CONNECT ON DATABASE "{dbname(database)}" TO {app_role}')
+    query(database, f'GRANT USAGE ON SCHEMA app TO {app_role}')
+    query(database, f'GRANT INSERT ON app."ChatMessage" TO {app_role}')
+    user, workspace = query(database, """SELECT id, "defaultWorkspaceId" FROM app."User"
+                                         WHERE "defaultWorkspaceId" IS NOT NULL ORDER BY id LIMIT 1""")[0]
+    query(as_role(database, app_role), """INSERT INTO app."ChatMessage" (id, "userId", role, content)
+                                          VALUES ('from_the_app', %s, 'user', 'hi')""", [user])
+    placed = query(database, """SELECT "workspaceId" FROM app."ChatMessage" WHERE id = 'from_the_app'""")
+    assert placed == [(workspace,)]
+    rest = run_runbook(as_runner, tmp_path / "rest", "--from", "30_check_backfill")
+    assert rest.returncode == 0, rest.stdout + rest.stderr
+    assert set(stage_lines(first.stdout).values()) | set(stage_lines(rest.stdout).values()) == {"ok"}
+    assert len(stage_lines(first.stdout)) + len(stage_lines(rest.stdout)) == 7
+    assert query(database, 'SELECT count(*) FROM app."_prisma_migrations" WHERE finished_at IS NOT NULL') == [(2,)]
+    assert query(database, 'SELECT count(*) > 0 FROM datahub_quarantine."Connection"') == [(True,)]
+    # 60_remove_guard took its functions away and left the administrator's schema in place
+    assert query(database, """SELECT count(*) FROM pg_proc
+                              WHERE pronamespace = 'tenancy_runbook'::regnamespace""") == [(0,)]
