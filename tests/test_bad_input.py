@@ -108,3 +108,22 @@ def test_missing_runbook_file(tmp_path):
 
 def test_unknown_command_is_usage_error():
     assert_clean_failure(cli("launch"), 2, "invalid choice")
+
+
+@pytest.mark.parametrize("content, words", [
+    ({"manifest.json": "{}", "00_preflight.ipynb": "{}"}, ["holds an archived run", "never overwritten"]),
+    ({"notes.txt": "mine"}, ["is not empty"]),
+])
+def test_used_run_dir_exits_2_before_anything_runs(tmp_path, content, words):
+    used = tmp_path / "run"
+    used.mkdir()
+    for name, text in content.items():
+        (used / name).write_text(text)
+    result = run_runbook("postgresql://nobody@127.0.0.1:1/x", used)      # no database needed to refuse
+    assert_clean_failure(result, 2, f"the run directory {used}", *words, "Name a new directory with --run-dir")
+    assert {p.name: p.read_text() for p in used.iterdir()} == content, "nothing in it was touched"
+
+
+def test_an_empty_run_dir_is_fine(tmp_path):
+    result = run_runbook("postgresql://nobody@127.0.0.1:1/x", tmp_path)
+    assert_clean_failure(result, 2, "cannot connect to nobody@127.0.0.1:1/x")

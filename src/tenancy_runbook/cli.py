@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -66,7 +68,13 @@ def _run(args) -> int:
     book = runbook.load(args.runbook, overrides)
     stages = book.select(args.start, args.stop)
     run_dir = args.run_dir or runner.new_run_dir()
-    return report(runner.run(book, stages, run_dir, on_stage=print_stage), run_dir, stages)
+    results = runner.run(book, stages, run_dir, on_stage=print_stage)
+    code = report(results, run_dir, stages, named_run_dir=args.run_dir is not None)
+    if results and results[-1].status == "interrupted":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)   # at once: everything of the run has ended and is archived
+    return code
 
 
 def _plan(args) -> int:
@@ -90,6 +98,8 @@ def _verify(args) -> int:
 
 
 def print_stage(result: runner.StageResult) -> None:
+    if result.status == "interrupted":
+        return               # report() says it, in one line
     print(f"{result.name:<28} {result.status:<12} {result.seconds:7.1f}s", flush=True)
     if not result.ok:
         for line in result.message.strip().splitlines() or ["(no message)"]:
@@ -97,7 +107,14 @@ def print_stage(result: runner.StageResult) -> None:
         print(f"    see {result.output}")
 
 
-def report(results: list[runner.StageResult], run_dir: Path, planned=()) -> int:
+def report(results: list[runner.StageResult], run_dir: Path, planned=(), named_run_dir: bool = False) -> int:
+    if results and results[-1].status == "interrupted":
+        last = results[-1]
+        where = "before stage" if "before it started" in last.message else "in stage"
+        again = " with a new --run-dir" if named_run_dir else ""
+        print(f"interrupted by {signal.Signals(last.signal).name} {where} {last.name}: re-run the same command{again} to resume "
+              f"(or --from {last.name}); run directory: {run_dir}", file=sys.stderr, flush=True)
+        return 128 + last.signal
     for stage in list(planned)[len(results):]:
         print(f"{stage.name:<28} {'not run':<12}")
     print(f"run directory: {run_dir}")

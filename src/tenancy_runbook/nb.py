@@ -7,7 +7,7 @@ from matplotlib.ticker import MaxNLocator
 import pandas as pd
 import psycopg
 
-from . import db
+from . import db, runlock
 
 
 def connect(read_only: bool = False, statement_timeout: str | None = None,
@@ -27,6 +27,8 @@ def connect(read_only: bool = False, statement_timeout: str | None = None,
         db.require_direct(url)
     conn = db.connect(url, read_only=read_only, statement_timeout=statement_timeout,
                       lock_timeout=lock_timeout)
+    if not read_only:
+        runlock.for_notebook(conn)   # one run at a time per database (under the runner: its own)
     mode = "read-only" if read_only else "read-write"
     print(f"Connected to {db.describe(url)} ({mode} transactions, "
           f"statement_timeout {conn.settings['statement_timeout']})")

@@ -2,12 +2,23 @@
 
 The runner only runs. It checks nothing about the data itself (the notebooks' gates do)
 and prints nothing (the CLI reports); it hands each finished stage to a callback.
+
+One run at a time per database: it holds the runbook's advisory lock (runlock.py) for the
+whole run. SIGINT and SIGTERM stop a run within seconds: each stage executes in a worker
+thread, so the main thread keeps the signals (nbclient would otherwise install handlers of
+its own); it interrupts the kernel (psycopg cancels its statement on KeyboardInterrupt),
+cancels whatever the run's sessions still run on the server, kills a kernel that has not
+ended after a short grace, and archives the run as ``interrupted``. A second signal ends it
+at once.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -15,18 +26,75 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+import nbformat
 import papermill
 from jupyter_client.manager import AsyncKernelManager
+from nbclient.exceptions import CellExecutionError
 from papermill.exceptions import PapermillExecutionError
 from traitlets import default
 
-from . import archive, db
+from . import archive, db, runlock
+from .errors import RunbookError
 from .paths import OUTPUTS_DIR
 from .runbook import Runbook, Stage
 from .stages.backfill import PROGRESS_ENV
 
 GATE_ERRORS = {"AssertionError", "GateFailed"}
 KERNEL = "python3"
+TICK_S = 0.1          # how often the main thread looks at a running stage and at signals
+CANCEL_AFTER_S = 0.5  # after the kernel's interrupt, cancel what the run's sessions still run
+GRACE_S = 5.0         # then kill a kernel that has not ended
+GIVE_UP_S = 10.0      # and stop waiting for the stage's thread
+# A stage error meaning the connection to the server went away (restart, termination, failover).
+LOST_ERRORS = {"OperationalError", "AdminShutdown", "CrashShutdown", "CannotConnectNow",
+               "ConnectionException", "ConnectionFailure", "ConnectionDoesNotExist", "IdleSessionTimeout"}
+LOST_TEXTS = ("terminating connection", "server closed the connection", "connection is closed",
+              "connection is lost", "connection to server", "cannot connect to", "consuming input failed",
+              "ssl syscall error", "eof detected", "connection reset")
+
+
+class _Kernels:
+    """The kernels this process started, by process group (each kernel is a session leader)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.groups: set[int] = set()
+        self.stopping = False
+
+    def started(self, pid: int) -> None:
+        with self._lock:
+            self.groups.add(pid)
+            stopping = self.stopping
+        if stopping:                 # started after the stop began: it runs nothing
+            _signal_group(pid, signal.SIGKILL)
+
+    def signal(self, signum: int) -> None:
+        for pid in list(self.groups):
+            _signal_group(pid, signum)
+
+    def alive(self) -> list[int]:
+        """Kernels still running (ended ones are forgotten, and reaped)."""
+        alive = []
+        for pid in list(self.groups):
+            try:
+                done = os.waitpid(pid, os.WNOHANG)[0] == pid
+            except ChildProcessError:      # already reaped by jupyter_client
+                done = True
+            if done:
+                self.groups.discard(pid)
+            else:
+                alive.append(pid)
+        return alive
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    try:
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+KERNELS = _Kernels()
 
 
 class LocalKernelManager(AsyncKernelManager):
@@ -34,7 +102,8 @@ class LocalKernelManager(AsyncKernelManager):
 
     Each kernel gets socket paths of its own: jupyter_client's default ("kernel-ipc-<n>" in
     the working directory, n counted up from 1) lets two runs started at once bind the same
-    sockets and read each other's messages.
+    sockets and read each other's messages. Every kernel started is registered in KERNELS,
+    so the main thread can interrupt or kill it.
     """
 
     @default("transport")
@@ -47,24 +116,85 @@ class LocalKernelManager(AsyncKernelManager):
         base.mkdir(mode=0o700, exist_ok=True)
         return str(base / uuid.uuid4().hex)
 
+    async def _async_launch_kernel(self, kernel_cmd, **kw) -> None:
+        await super()._async_launch_kernel(kernel_cmd, **kw)
+        KERNELS.started(self.provisioner.pgid or self.provisioner.pid)
+
 
 @dataclass
 class StageResult:
     name: str
-    status: str          # ok | gate failed | error
+    status: str          # ok | gate failed | error | interrupted
     seconds: float
     output: Path
     message: str = ""
+    signal: int | None = None     # interrupted: by which signal
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
 
 
+class _Stop:
+    """SIGINT / SIGTERM during a run: the first stops it within seconds, a second at once.
+
+    The handlers only note the signal and signal the kernels (SIGINT, then SIGKILL on a
+    second signal); the main thread does the rest between ticks.
+    """
+
+    def __init__(self):
+        self.signum: int | None = None
+        self.at = 0.0
+        self.hard = False
+        self._saved = {}
+
+    def __enter__(self) -> "_Stop":
+        KERNELS.stopping = False
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._saved[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._saved.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is None:
+            self.signum, self.at = signum, time.monotonic()
+            KERNELS.stopping = True
+            KERNELS.signal(signal.SIGINT)
+        else:
+            self.hard = True
+            KERNELS.signal(signal.SIGKILL)
+            logging.disable(logging.CRITICAL)   # nbclient would log the kernel's death: one line only
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum else ""
+
+
 def new_run_dir(base: Path = OUTPUTS_DIR) -> Path:
-    """outputs/<UTC timestamp>-<short id>/ (created by run(), once the database answers)."""
+    """outputs/<UTC timestamp>-<short id>/ (created by run(), once the lock is held)."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return Path(base) / f"{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def check_run_dir(run_dir: Path) -> None:
+    """An archived run is never overwritten: ``run_dir`` must not exist, or be empty."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        what = "holds an archived run" if (run_dir / archive.MANIFEST).exists() else "is not empty"
+        raise RunbookError(f"the run directory {run_dir} {what}: an archived run is never overwritten. "
+                           "Name a new directory with --run-dir, or leave --run-dir out "
+                           "(outputs/<UTC timestamp>-<short id>/). Nothing was done.")
+
+
+def _make_run_dir(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True)
+    except FileExistsError:
+        check_run_dir(run_dir)       # created meanwhile by someone else: still empty?
 
 
 def run(book: Runbook, stages: list[Stage], run_dir: Path,
@@ -72,14 +202,34 @@ def run(book: Runbook, stages: list[Stage], run_dir: Path,
     """Execute ``stages`` of ``book`` into ``run_dir``; stop after the first that fails.
 
     Each stage leaves its executed notebook and an HTML export; the run ends (whatever way it
-    ends) with manifest.json, which archive.verify() checks later.
+    ends, a signal included) with manifest.json, which archive.verify() checks later. Before
+    anything: the run directory is new or empty, the connection is direct (no transaction
+    pooler) and no other run holds the database (RunbookError otherwise, nothing written).
     """
-    url = db.database_url()
-    with db.connect(url, read_only=True) as conn:   # reachable, or a RunbookError before any stage
-        target = archive.database(conn, url)
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    os.environ[PROGRESS_ENV] = "1"      # kernels also draw their progress bars on our terminal
+    check_run_dir(run_dir)
+    url = db.database_url()
+    run_id = run_dir.name
+    with _Stop() as stop:
+        db.require_direct(url)
+        lock = runlock.acquire(url, run_id)
+        saved = {k: os.environ.get(k) for k in (db.RUN_ID_ENV, PROGRESS_ENV)}
+        os.environ[db.RUN_ID_ENV] = run_id   # the kernels' connections carry it (and find the lock theirs)
+        os.environ[PROGRESS_ENV] = "1"       # kernels also draw their progress bars on our terminal
+        try:
+            return _run(book, stages, run_dir, url, lock, stop, on_stage)
+        finally:
+            lock.close()
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def _run(book, stages, run_dir, url, lock, stop, on_stage) -> list[StageResult]:
+    target = archive.database(lock.conn, url)
+    _make_run_dir(run_dir)
     record = {"run_id": run_dir.name,
               "runbook": {"path": str(book.path), "name": book.name, "sha256": book.sha256},
               "started_at": archive.now(), "operator": archive.operator(), "suite": archive.suite(),
@@ -88,29 +238,100 @@ def run(book: Runbook, stages: list[Stage], run_dir: Path,
     try:
         for stage in stages:
             started = archive.now()
-            result = execute(stage, run_dir, run_dir.name)
+            if stop.signum:
+                result = StageResult(stage.name, "interrupted", 0.0, run_dir / f"{stage.name}.ipynb",
+                                     f"interrupted by {stop.name} before it started", stop.signum)
+            else:
+                lock.ensure()
+                result = _watched(stage, run_dir, lock, stop)
             results.append(result)
-            record["stages"].append(_stage_record(stage, result, started))
+            # an interrupted stage's HTML export is left out: nbconvert takes seconds, and a stop
+            # must be quick (the notebook is archived; `jupyter nbconvert --to html` makes it later)
+            html = result.status != "interrupted" and not stop.hard
+            record["stages"].append(_stage_record(stage, result, started, html=html))
             on_stage(result)
             if not result.ok:
                 break
+    except BaseException as exc:
+        record["error"] = db.redact(f"{type(exc).__name__}: {exc}")
+        raise
     finally:
+        if stop.signum:
+            _end_run_processes(lock, stop)
         for stage in stages[len(results):]:
             record["stages"].append({"name": stage.name, "result": "not run",
                                      "parameters": archive.redact_parameters(stage.parameters)})
         record["ended_at"] = archive.now()
-        record["result"] = ("passed" if results and len(results) == len(stages) and all(r.ok for r in results)
-                            else "failed" if results and not results[-1].ok else "interrupted")
+        interrupted = bool(results) and results[-1].status == "interrupted"
+        record["result"] = ("interrupted" if interrupted
+                            else "passed" if len(results) == len(stages) and all(r.ok for r in results)
+                            else "failed")
+        if interrupted:
+            record["interrupted"] = {"signal": stop.name, "stage": results[-1].name, "at": archive.now()}
         archive.write_manifest(run_dir, record)
     return results
 
 
-def _stage_record(stage: Stage, result: "StageResult", started: str) -> dict:
-    html = None
-    if result.output.exists():
-        html = archive.export_html(result.output).name
-    return {"name": stage.name, "notebook": result.output.name if result.output.exists() else None,
-            "html": html, "parameters": archive.redact_parameters(stage.parameters),
+def _watched(stage: Stage, run_dir: Path, lock: runlock.RunLock, stop: _Stop) -> StageResult:
+    """execute() in a worker thread, the main thread watching for a signal."""
+    box: dict = {}
+    started = time.monotonic()
+    thread = threading.Thread(target=lambda: box.update(result=execute(stage, run_dir, run_dir.name)),
+                              name=f"stage {stage.name}", daemon=True)
+    thread.start()
+    cancelled = killed = False
+    while thread.is_alive():
+        thread.join(TICK_S)
+        if stop.signum is None or not thread.is_alive():
+            continue
+        if stop.hard:                               # at once: the handler killed the kernels;
+            thread.join(1.0)                        # papermill saves what the notebook holds
+            break
+        elapsed = time.monotonic() - stop.at
+        if not cancelled and elapsed >= CANCEL_AFTER_S:
+            _quietly(lock.stop_backends)
+            cancelled = True
+        if not killed and elapsed >= GRACE_S:
+            KERNELS.signal(signal.SIGKILL)
+            killed = True
+        if elapsed >= GIVE_UP_S:
+            break
+    if not thread.is_alive():
+        KERNELS.alive()                             # forget (and reap) the kernels that ended
+    output = run_dir / f"{stage.name}.ipynb"
+    result = box.get("result") or StageResult(stage.name, "error", time.monotonic() - started, output,
+                                              "the stage did not end")
+    if stop.signum:
+        return StageResult(stage.name, "interrupted", result.seconds, output,
+                           f"interrupted by {stop.name}", stop.signum)
+    return result
+
+
+def _end_run_processes(lock: runlock.RunLock, stop: _Stop) -> None:
+    """After a signal: no kernel left, and no session of the run left on the server."""
+    if KERNELS.alive():
+        KERNELS.signal(signal.SIGKILL)
+    deadline = time.monotonic() + (1.0 if stop.hard else 3.0)
+    while KERNELS.alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _quietly(lock.stop_backends, terminate=True)
+    while time.monotonic() < deadline and _quietly(lock.run_backends):
+        time.sleep(0.05)
+
+
+def _quietly(action, *args, **kwargs):
+    """Stopping goes on whatever the server says (it may be what went away)."""
+    try:
+        return action(*args, **kwargs)
+    except Exception:   # noqa: BLE001 - a lost lock session must not hide the interruption
+        return None
+
+
+def _stage_record(stage: Stage, result: "StageResult", started: str, html: bool = True) -> dict:
+    exists = result.output.exists()
+    return {"name": stage.name, "notebook": result.output.name if exists else None,
+            "html": archive.export_html(result.output).name if exists and html else None,
+            "parameters": archive.redact_parameters(stage.parameters),
             "started_at": started, "ended_at": archive.now(), "seconds": round(result.seconds, 3),
             "result": result.status, "message": result.message, "gates": archive.gates(result.output)}
 
@@ -126,13 +347,37 @@ def execute(stage: Stage, run_dir: Path, run_id: str) -> StageResult:
         papermill.execute_notebook(
             str(stage.notebook), str(output), parameters=parameters,
             kernel_name=KERNEL, kernel_manager_class=LocalKernelManager, cwd=str(stage.notebook.parent),
-            progress_bar=False, log_output=False)
+            progress_bar=False, log_output=False, on_cell_execute=_unless_stopping)
     except PapermillExecutionError as exc:
         gate = exc.ename in GATE_ERRORS
-        message = db.redact(exc.evalue if gate else f"{exc.ename}: {exc.evalue}")
+        message = exc.evalue if gate else f"{exc.ename}: {exc.evalue}"
+        if not gate and connection_lost(exc.ename, exc.evalue):
+            message = lost_connection_message(message)
         return StageResult(stage.name, "gate failed" if gate else "error",
-                           time.monotonic() - started, output, message)
+                           time.monotonic() - started, output, db.redact(message))
     except Exception as exc:  # the kernel died, the notebook could not be read or written
         return StageResult(stage.name, "error", time.monotonic() - started, output,
                            db.redact(f"{type(exc).__name__}: {exc}"))
     return StageResult(stage.name, "ok", time.monotonic() - started, output)
+
+
+def _unless_stopping(cell, cell_index, **_) -> None:
+    """nbclient's hook before each cell: once a signal came, no further cell starts (the kernel
+    ignores an interrupt that reaches it between two cells). The cell says why it did not run."""
+    if KERNELS.stopping:
+        evalue = "not run: the run was stopped by a signal"
+        cell.outputs = [nbformat.v4.new_output("error", ename="Interrupted", evalue=evalue, traceback=[])]
+        raise CellExecutionError("", "Interrupted", evalue)
+
+
+def connection_lost(ename: str, evalue: str) -> bool:
+    """Did the stage fail because its connection to the server went away?"""
+    text = (evalue or "").lower()
+    return ename in LOST_ERRORS or any(t in text for t in LOST_TEXTS)
+
+
+def lost_connection_message(error: str) -> str:
+    return ("The run stopped: the connection to the database was lost (a server restart, a terminated "
+            "session or a failover). Nothing is half-done that a re-run does not finish: each step is its "
+            "own transaction, redone or skipped when found done. Run the same command again (with "
+            f"--run-dir, name a new directory). The error: {error.strip()}")

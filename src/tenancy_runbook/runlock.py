@@ -1,0 +1,187 @@
+"""One run at a time per database: a session advisory lock, held for the whole run.
+
+The runner takes it on a connection of its own before it writes anything (no run directory,
+no stage) and keeps it until the run ends; a second run finds it taken and stops at once
+(RunbookError, exit 2), naming the holder. Nothing is written to the database to say who
+holds it: the holding session carries its identity in its ``application_name``
+("tenancy-runbook lock <run id> <pid>@<host>"), read back through pg_locks and
+pg_stat_activity (whose ``backend_start`` says since when).
+
+A writing notebook run on its own (plain papermill, JupyterLab) takes the same lock through
+:func:`for_notebook`, kept for the kernel's life; under the runner it finds its own runner
+holding it and does nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import psycopg
+
+from . import db
+from .errors import RunbookError
+
+KEY = {"classid": 0x74726275, "objid": 0x6C6F636B}   # pg_try_advisory_lock(int4, int4): "trbu", "lock"
+PREFIX = "tenancy-runbook lock "
+NOTEBOOK = "notebook"          # the run id a notebook run on its own holds the lock as
+NAME_MAX = 63                  # PostgreSQL keeps 63 bytes of an application_name
+STATEMENT_TIMEOUT = "10s"      # the lock session's own queries are small
+SQL = ("runlock/try_lock", "runlock/holder", "runlock/stop_backends", "runlock/run_backends")
+
+
+def host() -> str:
+    return socket.gethostname()
+
+
+def _ascii(text: str) -> str:
+    """PostgreSQL keeps printable ASCII of an application_name only: keep it exact."""
+    return re.sub(r"[^\x21-\x7e]", "_", str(text))
+
+
+def label(run_id: str, pid: int, hostname: str) -> str:
+    """The lock session's application_name: run id, OS pid and host of the holder, clipped to
+    63 bytes (the host first, then the run id; the pid always stays whole)."""
+    run_id, hostname = _ascii(run_id), _ascii(hostname)
+    keep = NAME_MAX - len(PREFIX) - len(f" {pid}@") - 1      # at least one character of host
+    return f"{PREFIX}{run_id[:keep]} {pid}@{hostname}"[:NAME_MAX]
+
+
+def run_application_name(run_id: str) -> str:
+    """The application_name of every connection a run's kernels open (db.connect names them
+    after TENANCY_RUNBOOK_RUN_ID): how the runner finds its own sessions."""
+    return f"tenancy-runbook {run_id}"[:NAME_MAX]
+
+
+@dataclass
+class Holder:
+    backend_pid: int
+    application_name: str
+    since: datetime | None
+    user: str | None = None
+    client_addr: str | None = None
+
+    @property
+    def parsed(self) -> tuple[str, int, str] | None:
+        """(run id, OS pid, host) from a runbook lock session's application_name."""
+        found = re.fullmatch(re.escape(PREFIX) + r"(.+) (\d+)@(.*)", self.application_name or "")
+        return (found[1], int(found[2]), found[3]) if found else None
+
+    def describe(self) -> str:
+        since = (self.since.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+                 if self.since else "an unknown time")
+        parsed = self.parsed
+        if parsed is None:
+            return (f"database session {self.backend_pid} (application {self.application_name!r}, "
+                    f"user {self.user}, from {self.client_addr or 'a local socket'}, since {since})")
+        run_id, pid, where = parsed
+        who = "a notebook kernel" if run_id == NOTEBOOK else f"run {run_id}"
+        return f"{who} (pid {pid} on host {where}, since {since})"
+
+    def advice(self) -> str:
+        parsed = self.parsed
+        if parsed and parsed[0] == NOTEBOOK:
+            return (f"shut that kernel down (JupyterLab: Kernel > Shut Down Kernel; papermill: let it end) "
+                    "and try again")
+        if parsed:
+            return (f"wait for it to end, or stop it (Ctrl-C where it runs, or kill -TERM {parsed[1]} on "
+                    f"{parsed[2]}: it stops cleanly), then run again")
+        return f"wait for that session to end (or end it: SELECT pg_terminate_backend({self.backend_pid})), then run again"
+
+
+def holder(conn: psycopg.Connection) -> Holder | None:
+    """Who holds the lock in the connection's database, or None."""
+    found = db.rows(conn, "runlock/holder", KEY)
+    if not found:
+        return None
+    row = found[0]
+    return Holder(row["backend_pid"], row["application_name"], row["backend_start"], row["user"],
+                  row["client_addr"])
+
+
+def _busy(url: str, found: Holder, what: str) -> RunbookError:
+    return RunbookError(
+        f"another run holds the database {db.describe(url)}: {found.describe()}. One run at a time "
+        f"per database: {found.advice()}. {what}")
+
+
+class RunLock:
+    """The lock, held by this session until close() (or until the process ends)."""
+
+    def __init__(self, url: str, run_id: str):
+        self.url, self.run_id = url, run_id
+        self.conn = _take(url, label(run_id, os.getpid(), host()))
+
+    def ensure(self) -> None:
+        """Still held (between stages): a session lost on the way is replaced, if no one else
+        took the lock meanwhile (RunbookError naming the holder then)."""
+        try:
+            db.rows(self.conn, "runlock/try_lock", KEY)      # held: a no-op (advisory locks stack)
+            return
+        except psycopg.OperationalError:
+            self.conn.close()
+        self.conn = _take(self.url, label(self.run_id, os.getpid(), host()),
+                          "The run stopped before its next stage.")
+
+    def stop_backends(self, terminate: bool = False) -> list[int]:
+        """Cancel the statements the run's sessions are running (or end those sessions)."""
+        found = db.rows(self.conn, "runlock/stop_backends", {
+            "application_name": run_application_name(self.run_id), "terminate": terminate})
+        return [r["pid"] for r in found]
+
+    def run_backends(self) -> list[dict]:
+        """The run's sessions still connected."""
+        return db.rows(self.conn, "runlock/run_backends",
+                       {"application_name": run_application_name(self.run_id)})
+
+    def close(self) -> None:
+        self.conn.close()      # the session ends: PostgreSQL releases its advisory locks
+
+
+def acquire(url: str, run_id: str) -> RunLock:
+    """Take the lock for the run ``run_id``, or a RunbookError naming who holds it."""
+    return RunLock(url, run_id)
+
+
+def _take(url: str, name: str, what: str = "Nothing was done.") -> psycopg.Connection:
+    conn = db.connect(url, read_only=True, application_name=name, statement_timeout=STATEMENT_TIMEOUT)
+    try:
+        for _ in range(3):      # the holder may let go between the two statements: look again
+            if db.one(conn, "runlock/try_lock", KEY)["acquired"]:
+                return conn
+            found = holder(conn)
+            if found:
+                raise _busy(url, found, what)
+        raise RunbookError(f"could not take the runbook's lock on {db.describe(url)}: it is taken "
+                           f"and let go again repeatedly. Try again. {what}")
+    except BaseException:
+        conn.close()
+        raise
+
+
+# --------------------------------------------------------------------------- notebooks
+_notebook_lock: psycopg.Connection | None = None
+
+
+def for_notebook(conn: psycopg.Connection) -> None:
+    """The lock for a writing notebook (nb.connect calls it), on ``conn``'s database.
+
+    Under the runner (TENANCY_RUNBOOK_RUN_ID set, and that run, this kernel's parent process,
+    holds the lock) nothing is done. Otherwise the lock is taken on a connection of its own,
+    kept until the kernel ends; held by someone else, a RunbookError names them.
+    """
+    global _notebook_lock
+    if _notebook_lock is not None and not _notebook_lock.closed:
+        return
+    url = db.database_url()
+    run_id = os.environ.get(db.RUN_ID_ENV)
+    if run_id:
+        found = holder(conn)
+        if found and found.application_name == label(run_id, os.getppid(), host()):
+            return
+    _notebook_lock = _take(url, label(NOTEBOOK, os.getpid(), host()),
+                           "This notebook writes, so it waits for no one: run it again once that "
+                           "run has ended. Nothing was done.")
