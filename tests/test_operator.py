@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from conftest import cli, notebook_text, query, run_runbook, schema_snapshot, snapshot
 
-from tenancy_runbook import checks, db, history, lint, locks, quarantine
+from tenancy_runbook import checks, db, history, lint, locks, quarantine, runlock
 from tenancy_runbook.paths import NOTEBOOKS_DIR, ROOT, SQL_DIR
 from tenancy_runbook.stages import (add_workspace_columns, backfill, check_backfill, enforce_not_null, post_verify,
                                     preflight, remove_guard, rollback)
@@ -20,7 +20,7 @@ from tenancy_runbook.stages import (add_workspace_columns, backfill, check_backf
 STAGE_MODULES = [preflight, add_workspace_columns, backfill, check_backfill, enforce_not_null, post_verify,
                  remove_guard, rollback]
 SQL_NAME = re.compile(r'"((?:common|preflight|add_workspace_columns|backfill|check_backfill|enforce_not_null|'
-                      r'post_verify|remove_guard|rollback|quarantine|history|locks)/\w+)"')
+                      r'post_verify|remove_guard|rollback|quarantine|history|locks|runlock)/\w+)"')
 
 
 def test_plan_shows_stages_parameters_and_sql_without_a_database():
@@ -45,13 +45,13 @@ def test_plan_with_database_url_adds_the_preflight_numbers_and_writes_nothing(da
 
 
 def test_every_stage_declares_the_sql_it_runs():
-    for module in STAGE_MODULES + [checks, locks, history, quarantine]:
+    for module in STAGE_MODULES + [checks, locks, history, quarantine, runlock]:
         used = set(SQL_NAME.findall(open(module.__file__).read()))
         assert used <= set(module.SQL), (module.__name__, used - set(module.SQL))
         assert all((SQL_DIR / f"{name}.sql").is_file() for name in module.SQL)
         included = {n for name in module.SQL for n in db.INCLUDE.findall((SQL_DIR / f"{name}.sql").read_text())}
         assert included <= set(module.SQL), (module.__name__, included - set(module.SQL))
-    claimed = {name for m in STAGE_MODULES for name in m.SQL}
+    claimed = {name for m in STAGE_MODULES + [runlock] for name in m.SQL}   # runlock: the runner's own too
     runbook_sql = {p.relative_to(SQL_DIR).with_suffix("").as_posix() for p in SQL_DIR.rglob("*.sql")
                    if p.parts[-2] not in ("demo", "archive", "bench") and "migrations" not in p.parts}
     assert runbook_sql <= claimed, runbook_sql - claimed

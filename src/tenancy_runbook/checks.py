@@ -9,7 +9,7 @@ from . import TENANT_TABLES, db
 from .errors import GateFailed
 
 # the SQL files this module runs (tenancy-runbook plan lists them per stage)
-SQL = ("common/set_config", "common/backend", "common/column_state", "common/row_count", "common/null_count",
+SQL = ("common/set_config", "common/column_state", "common/row_count", "common/null_count",
        "common/providers")
 
 

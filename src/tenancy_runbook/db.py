@@ -260,12 +260,18 @@ def _url_connect_timeout(url: str) -> dict:
     return {"connect_timeout": info["connect_timeout"]} if info.get("connect_timeout") else {}
 
 
+def run_application_name(run_id: str) -> str:
+    """The application_name of every connection of a run's kernels: how the runner finds (and
+    on a signal cancels) its own sessions. PostgreSQL keeps 63 bytes of it."""
+    return f"tenancy-runbook {run_id}"[:63]
+
+
 def _application_name(url: str) -> str:
     """Under the runner, "tenancy-runbook <run id>" (so the runner can find and cancel its own
     statements); otherwise the URL's application_name, else "tenancy-runbook"."""
     run_id = os.environ.get(RUN_ID_ENV)
     if run_id:
-        return f"tenancy-runbook {run_id}"[:63]
+        return run_application_name(run_id)
     try:
         given = psycopg.conninfo.conninfo_to_dict(split_url(url)[0]).get("application_name")
     except psycopg.ProgrammingError:
@@ -287,6 +293,9 @@ def _connect_failed(url: str, exc: Exception) -> str:
 POOLER_ADVICE = (f"The runbook needs a direct connection to PostgreSQL: point {ENV_VAR} at the "
                  "server itself, not at a transaction or statement pooler (as Prisma's directUrl "
                  "does for migrations), then run again. Nothing was changed.")
+
+
+PROBE_SQL = ("common/backend",)     # what require_direct runs
 
 
 def require_direct(url: str | None = None) -> dict:

@@ -31,6 +31,9 @@ NOTEBOOK = "notebook"          # the run id a notebook run on its own holds the 
 NAME_MAX = 63                  # PostgreSQL keeps 63 bytes of an application_name
 STATEMENT_TIMEOUT = "10s"      # the lock session's own queries are small
 SQL = ("runlock/try_lock", "runlock/holder", "runlock/stop_backends", "runlock/run_backends")
+# what a writing stage's own connection runs before its first write (nb.connect(read_only=False)):
+# the pooler probe, then this lock (its runner's, or taken for the kernel's life)
+WRITER_SQL = db.PROBE_SQL + ("runlock/holder", "runlock/try_lock")
 
 
 def host() -> str:
@@ -48,12 +51,6 @@ def label(run_id: str, pid: int, hostname: str) -> str:
     run_id, hostname = _ascii(run_id), _ascii(hostname)
     keep = NAME_MAX - len(PREFIX) - len(f" {pid}@") - 1      # at least one character of host
     return f"{PREFIX}{run_id[:keep]} {pid}@{hostname}"[:NAME_MAX]
-
-
-def run_application_name(run_id: str) -> str:
-    """The application_name of every connection a run's kernels open (db.connect names them
-    after TENANCY_RUNBOOK_RUN_ID): how the runner finds its own sessions."""
-    return f"tenancy-runbook {run_id}"[:NAME_MAX]
 
 
 @dataclass
@@ -129,13 +126,13 @@ class RunLock:
     def stop_backends(self, terminate: bool = False) -> list[int]:
         """Cancel the statements the run's sessions are running (or end those sessions)."""
         found = db.rows(self.conn, "runlock/stop_backends", {
-            "application_name": run_application_name(self.run_id), "terminate": terminate})
+            "application_name": db.run_application_name(self.run_id), "terminate": terminate})
         return [r["pid"] for r in found]
 
     def run_backends(self) -> list[dict]:
         """The run's sessions still connected."""
         return db.rows(self.conn, "runlock/run_backends",
-                       {"application_name": run_application_name(self.run_id)})
+                       {"application_name": db.run_application_name(self.run_id)})
 
     def close(self) -> None:
         self.conn.close()      # the session ends: PostgreSQL releases its advisory locks

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pandas as pd
 import psycopg
 
-from .. import db, history, locks
+from .. import db, history, locks, runlock
 from ..errors import GateFailed
 from ..locks import DDLLog, RetryPolicy, run_ddl
 
@@ -25,7 +25,7 @@ INDEXES = ("Connection_workspaceId_provider_key", "MetricDaily_workspaceId_date_
 SQL = (("add_workspace_columns/detect", "add_workspace_columns/add_column")
        + tuple(f"add_workspace_columns/{i}" for i in INDEXES)
        + ("add_workspace_columns/drop_index", "add_workspace_columns/add_foreign_key",
-          "common/validate_constraint") + locks.SQL + history.SQL)
+          "common/validate_constraint") + locks.SQL + history.SQL + runlock.WRITER_SQL)
 
 
 def detect(conn: psycopg.Connection) -> pd.DataFrame:

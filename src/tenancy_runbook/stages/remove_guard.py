@@ -10,12 +10,12 @@ from __future__ import annotations
 import pandas as pd
 import psycopg
 
-from .. import TENANT_TABLES, db, locks
+from .. import TENANT_TABLES, db, locks, runlock
 from ..locks import DDLLog, RetryPolicy, run_ddl
 from .backfill import guard_state
 
 SQL = ("remove_guard/drop_trigger", "remove_guard/drop_functions", "remove_guard/drop_schema_if_empty",
-       "backfill/guard_state") + locks.SQL
+       "backfill/guard_state") + locks.SQL + runlock.WRITER_SQL
 
 
 def run(conn: psycopg.Connection, policy: RetryPolicy, log: DDLLog) -> pd.DataFrame:

@@ -13,12 +13,12 @@ from __future__ import annotations
 import pandas as pd
 import psycopg
 
-from .. import TENANT_TABLES, checks, db, locks, quarantine
+from .. import TENANT_TABLES, checks, db, locks, quarantine, runlock
 from ..errors import GateFailed
 from ..locks import DDLLog, RetryPolicy, run_ddl
 from .enforce_not_null import check_name
 
-SQL = (checks.SQL + ("enforce_not_null/drop_check", "rollback/drop_not_null") + quarantine.SQL + locks.SQL)
+SQL = (checks.SQL + ("enforce_not_null/drop_check", "rollback/drop_not_null") + quarantine.SQL + locks.SQL + runlock.WRITER_SQL)
 
 
 def drop_not_null(conn: psycopg.Connection, confirm: bool, policy: RetryPolicy, log: DDLLog) -> pd.DataFrame:
