@@ -16,5 +16,6 @@ WITH placed AS MATERIALIZED (
       AND i.ctid = p.tid AND i."workspaceId" IS NULL AND p.ws IS NOT NULL
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM placed) AS scanned,
+SELECT (SELECT count(*) FROM "Insight" WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid) AS tuples,
+       (SELECT count(*) FROM placed) AS scanned,
        (SELECT count(*) FROM updated) AS updated

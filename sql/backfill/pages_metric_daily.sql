@@ -2,7 +2,8 @@
 -- [lo, hi) get their connection's workspaceId (Connection goes first). Pages are visited in
 -- physical order (a TID range scan), as a single UPDATE would read them, so the batches cost
 -- no more I/O than one statement; each batch is its own short transaction.
--- scanned counts the NULL rows the batch found, updated those it placed.
+-- tuples counts every row on those pages (what bounds the next batch's span), scanned the
+-- NULL ones among them, updated those it placed (all as of the statement's start).
 WITH updated AS (
     UPDATE "MetricDaily" m
     SET "workspaceId" = c."workspaceId"
@@ -12,6 +13,7 @@ WITH updated AS (
       AND c."id" = m."connectionId" AND c."workspaceId" IS NOT NULL
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM "MetricDaily"
-         WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid AND "workspaceId" IS NULL) AS scanned,
-       (SELECT count(*) FROM updated) AS updated
+SELECT span.tuples, span.scanned, (SELECT count(*) FROM updated) AS updated
+FROM (SELECT count(*) AS tuples, count(*) FILTER (WHERE "workspaceId" IS NULL) AS scanned
+      FROM "MetricDaily"
+      WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid) AS span

@@ -9,7 +9,11 @@
      touching only rows still NULL: killed at any moment, nothing is lost and a re-run
      continues. The first pass walks the heap pages in physical order (TID ranges: the same
      I/O as one big UPDATE); a second pass, by primary key, takes what is still NULL after
-     it. The batch size adapts toward a target duration.
+     it. The batch size adapts toward a target duration; a first-pass batch spans no more
+     pages than that many rows fill at the densest seen (done rows included), so a re-run
+     over mostly done pages meets the NULL remainder with a batch of the usual size. A batch
+     that fails (timeout, lock timeout, deadlock) is tried again with half its span, down to
+     one page or one row.
   4. Rows the rule cannot place: ``on_orphan='fail'`` leaves them NULL (30_check_backfill then
      stops the runbook); ``'quarantine'`` moves them to datahub_quarantine.
 """
@@ -25,7 +29,7 @@ import pandas as pd
 import psycopg
 from tqdm import tqdm
 
-from .. import TENANT_TABLES, checks, db, locks, quarantine
+from .. import TENANT_TABLES, checks, db, locks, quarantine, runlock
 from ..errors import GateFailed, RunbookError
 from ..locks import DDLLog, RetryPolicy, run_ddl
 from . import preflight
@@ -36,14 +40,15 @@ STEPS = (  # table, its first pass (pages in physical order), its second pass (k
     ("Insight", "backfill/pages_insight", "backfill/batch_insight"),
     ("ChatMessage", "backfill/pages_user_rows", "backfill/batch_user_rows"),
 )
-MAX_BATCH_PAGES = 4096   # 32 MB of heap: bounds a first-pass batch where few rows are NULL
+MAX_BATCH_PAGES = 4096   # 32 MB of heap: the longest span of a first-pass batch
+SAMPLE_PAGES = 1000      # pages read at random for the rows a full page holds (sql/backfill/density.sql)
 from ..params import CHOICES, check_values  # fail | quarantine: every parameter is declared in params.py
 PROGRESS_ENV = "TENANCY_RUNBOOK_PROGRESS"   # set by the runner: also draw progress on its terminal
 SQL = (checks.SQL + preflight.SQL[len(checks.SQL):]
        + ("backfill/guard", "backfill/guard_trigger", "backfill/guard_state", "backfill/batch_settings",
-          "backfill/extent", "backfill/analyze")
+          "backfill/extent", "backfill/density", "backfill/analyze")
        + tuple(dict.fromkeys(statement for step in STEPS for statement in step[1:]))
-       + quarantine.SQL + locks.SQL)
+       + quarantine.SQL + locks.SQL + runlock.WRITER_SQL)
 
 
 @dataclass
@@ -66,9 +71,11 @@ class BatchPolicy:
 
     def next_size(self, size: int, ms: float) -> int:
         """Toward the target duration: growing by at most a quarter per batch (so one fast
-        batch does not make the next overshoot), shrinking by up to half."""
+        batch does not make the next overshoot), shrinking by up to half. A size that failed
+        batches halved below min_batch_size grows back from there, a quarter at a time."""
         factor = min(1.25, max(0.5, self.target_batch_ms / max(ms, 1.0)))
-        return int(min(self.max_batch_size, max(self.min_batch_size, size * factor)))
+        low = min(self.min_batch_size, size)
+        return int(min(self.max_batch_size, max(low, size * factor)))
 
 
 def check_choice(name: str, value: str) -> str:
@@ -114,20 +121,20 @@ def run(conn: psycopg.Connection, policy: BatchPolicy, progress: bool = True) ->
         done = backfill_table(conn, table, policy, batches, progress)
         totals.append({"table": table, "rows_updated": done,
                        "seconds": round(time.monotonic() - started, 3)})
-    return pd.DataFrame(totals), pd.DataFrame(batches, columns=[
-        "table", "pass", "batch", "size", "pages", "scanned", "updated", "ms", "rows_per_s"])
+    return pd.DataFrame(totals), pd.DataFrame(batches, columns=BATCH_COLUMNS)
 
 
 def backfill_table(conn: psycopg.Connection, table: str, policy: BatchPolicy, batches: list,
                    progress: bool) -> int:
     """Both passes over one table; the rows it updated."""
     pages_statement, keyset_statement = next(step[1:] for step in STEPS if step[0] == table)
-    todo = int(db.one(conn, "common/null_count", table=table)["nulls"])
+    counts = db.one(conn, "common/null_count", table=table)
+    todo = int(counts["nulls"])
     if not todo:
         return 0
     bars = _bars(table, todo) if progress else []
     try:
-        done = _page_pass(conn, table, pages_statement, policy, batches, bars, todo)
+        done = _page_pass(conn, table, pages_statement, policy, batches, bars, todo, rows=int(counts["rows"]))
         if int(db.one(conn, "common/null_count", table=table)["nulls"]):
             # what is left is mostly rows the rule cannot place: fresh statistics let the
             # planner find them through the workspaceId index instead of walking the table
@@ -139,46 +146,125 @@ def backfill_table(conn: psycopg.Connection, table: str, policy: BatchPolicy, ba
     return done
 
 
-def _page_pass(conn, table, statement, policy, batches, bars, todo) -> int:
-    """Heap pages [0, the table's size now) in physical order; the batch size in rows is turned
-    into pages by the NULL rows per page seen so far."""
+def _page_pass(conn, table, statement, policy, batches, bars, todo, rows=0) -> int:
+    """Heap pages [0, the table's size now) in physical order (see _Pages)."""
     end = int(db.one(conn, "backfill/extent", {"table": table})["pages"])
-    density = todo / max(1, end)          # NULL rows per page
-    page, size, done, retries = 0, policy.batch_size, 0, 0
-    while page < end:
-        span = int(min(MAX_BATCH_PAGES, max(1, round(size / max(density, 1e-9)))))
-        try:
-            result, ms = _batch(conn, table, statement, {"lo": f"({page},0)", "hi": f"({page + span},0)"}, policy)
-        except _Retry as retry:
-            retries = retry.check(retries, table, f"pages {page} to {page + span - 1}")
-            size = max(policy.min_batch_size, size // 2)
-            continue
-        retries = 0
-        page += span
-        density = result["scanned"] / span if result["scanned"] else density / 2
-        done += _record(batches, table, "pages", size, span, result, ms, bars)
-        size = policy.next_size(size, ms)
-        _pause(policy)
-    return done
+    full = db.one(conn, "backfill/density", {"percent": min(100.0, 100.0 * SAMPLE_PAGES / max(1, end))},
+                  table=table)["tuples_per_page"]
+    cursor = _Pages(end, max(todo, rows) / max(1, end), float(full or 0))
+    return _pass(conn, table, statement, cursor, policy, batches, bars)
 
 
 def _keyset_pass(conn, table, statement, policy, batches, bars) -> int:
-    """By primary key, until no NULL row is left after the last position."""
-    after, size, done, retries = "", policy.batch_size, 0, 0
-    while True:
-        try:
-            result, ms = _batch(conn, table, statement, {"after": after, "size": size}, policy)
-        except _Retry as retry:
-            retries = retry.check(retries, table, f"{size} rows after id {after!r}")
-            size = max(policy.min_batch_size, size // 2)
-            continue
-        retries = 0
+    """By primary key, until no NULL row is left after the last position (see _Keys)."""
+    return _pass(conn, table, statement, _Keys(), policy, batches, bars)
+
+
+class _Pages:
+    """Where the first pass is: heap pages [page, end) are left. A batch spans size / density
+    pages, density being the most rows per page (NULL or not) known: the table's average, a
+    full page's in a sample of pages, and every batch of this pass so far. So even where every
+    row is NULL a batch holds about ``size`` rows, however few NULLs the pages before had
+    (where the rows are done, batches are quick and the size grows toward max_batch_size)."""
+
+    kind = "pages"
+
+    def __init__(self, end: int, *densities: float):
+        self.page, self.end = 0, end
+        self.density = max(1.0, *densities)     # rows per page, never below one
+        self.cap = MAX_BATCH_PAGES              # halved by each failed try, reset by a success
+
+    def more(self) -> bool:
+        return self.page < self.end
+
+    def span(self, size: int) -> int:
+        return max(1, min(self.cap, self.end - self.page, int(size / self.density)))
+
+    def params(self, span: int) -> dict:
+        return {"lo": f"({self.page},0)", "hi": f"({self.page + span},0)"}
+
+    def where(self, span: int) -> str:
+        return f"page {self.page}" if span == 1 else f"pages {self.page} to {self.page + span - 1}"
+
+    def columns(self, size: int, span: int) -> dict:
+        return {"size": size, "pages": span}
+
+    def failed(self, span: int) -> None:
+        self.cap = max(1, span // 2)
+
+    def advance(self, span: int, result: dict) -> bool:
+        """Past a batch that succeeded; True: record it."""
+        self.page += span
+        self.cap = MAX_BATCH_PAGES
+        self.density = max(self.density, result["tuples"] / span)
+        return True
+
+
+class _Keys:
+    """Where the second pass is: after primary key ``after``. A batch is the next ``size``
+    rows still NULL (fewer after a failed try: half as many each time)."""
+
+    kind = "keyset"
+
+    def __init__(self):
+        self.after, self.finished, self.cap = "", False, None
+
+    def more(self) -> bool:
+        return not self.finished
+
+    def span(self, size: int) -> int:
+        return max(1, min(size, self.cap or size))
+
+    def params(self, span: int) -> dict:
+        return {"after": self.after, "size": span}
+
+    def where(self, span: int) -> str:
+        return f"{span} row{'s' if span > 1 else ''} after id {self.after!r}"
+
+    def columns(self, size: int, span: int) -> dict:
+        return {"size": span, "pages": None}
+
+    def failed(self, span: int) -> None:
+        self.cap = max(1, span // 2)
+
+    def advance(self, span: int, result: dict) -> bool:
+        """Past a batch that succeeded; False when it found nothing: the pass is over."""
+        self.cap = None
         if not result["scanned"]:
-            return done
-        done += _record(batches, table, "keyset", size, None, result, ms, bars)
-        after = result["last_id"]
+            self.finished = True
+            return False
+        self.after = result["last_id"]
+        return True
+
+
+def _pass(conn, table, statement, cursor, policy, batches, bars) -> int:
+    """Batches until ``cursor`` is at its end; the rows updated. The size adapts toward
+    target_batch_ms. A batch that fails is tried again with half its span (and the size
+    halved with it) until it fits; only the smallest batch (one page, one row) failing
+    _Retry.MAX times more gives up. Failed tries are recorded too (their ``error`` set)."""
+    number = max((b["batch"] for b in batches if b["table"] == table), default=0)
+    size, done, tries, smallest = policy.batch_size, 0, 0, 0
+    while cursor.more():
+        span = cursor.span(size)
+        t0 = time.monotonic()
+        try:
+            result, ms = _batch(conn, table, statement, cursor.params(span), policy)
+        except _Retry as retry:
+            tries, smallest = tries + 1, smallest + (span == 1)
+            _record(batches, table, cursor.kind, number + 1, tries, cursor.columns(size, span), None,
+                    (time.monotonic() - t0) * 1000, bars, error=retry.args[0])
+            retry.wait(smallest, tries, table, cursor.where(span))
+            cursor.failed(span)
+            size = max(1, size // 2)
+            continue
+        if cursor.advance(span, result):
+            number += 1
+            done += _record(batches, table, cursor.kind, number, tries + 1, cursor.columns(size, span),
+                            result, ms, bars)
+        tries = smallest = 0
         size = policy.next_size(size, ms)
         _pause(policy)
+    return done
 
 
 def _pause(policy: BatchPolicy) -> None:
@@ -188,20 +274,29 @@ def _pause(policy: BatchPolicy) -> None:
 
 
 class _Retry(Exception):
-    """A batch hit its lock or statement timeout (or a deadlock): nothing of it was written."""
+    """A batch hit its lock or statement timeout (or a deadlock): nothing of it was written.
+    ``contention``: rows were locked (a lock timeout or deadlock), not a statement timeout."""
 
-    MAX = 8
+    MAX = 8     # failed tries of the smallest batch (one page, one row) before giving up
 
-    def check(self, retries: int, table: str, where: str) -> int:
-        """Back off before the next try; give up with a clear message after MAX tries."""
-        retries += 1
-        if retries > self.MAX:
-            raise GateFailed(f"backfill of {table}: the batch of {where} failed {retries} times "
-                             f"({self.args[0]}). Nothing of that batch was written; earlier batches "
-                             "are kept. Lower batch_size or raise batch_statement_timeout, then run the "
-                             "stage again.") from None
-        time.sleep(min(5.0, 0.1 * 2 ** retries))
-        return retries
+    def __init__(self, message: str, contention: bool):
+        super().__init__(message.strip().splitlines()[0] if message.strip() else "cancelled")
+        self.contention = contention
+
+    def wait(self, smallest: int, tries: int, table: str, where: str) -> None:
+        """Before the next, smaller try. A timed-out batch is retried at once (smaller is the
+        remedy), one that met locked rows after a moment; at the smallest batch, with
+        exponential backoff, and after MAX such tries, a clear message."""
+        if smallest > self.MAX:
+            raise GateFailed(f"backfill of {table}: a batch failed {tries} times, the last {smallest} "
+                             f"at {where} alone, the smallest batch there is ({self.args[0]}). Nothing "
+                             "of that batch was written; earlier batches are kept. Raise "
+                             "batch_statement_timeout (a statement timeout) or lock_timeout, or end what "
+                             "holds those rows' locks, then run the stage again.") from None
+        if smallest:
+            time.sleep(min(5.0, 0.1 * 2 ** smallest))
+        elif self.contention:
+            time.sleep(0.1)
 
 
 def _batch(conn, table, statement, params, policy) -> tuple[dict, float]:
@@ -214,7 +309,7 @@ def _batch(conn, table, statement, params, policy) -> tuple[dict, float]:
             result = db.one(conn, statement, params, table=table)
     except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable,
             psycopg.errors.DeadlockDetected) as exc:
-        raise _Retry(str(exc).strip()) from None
+        raise _Retry(str(exc).strip(), not isinstance(exc, psycopg.errors.QueryCanceled)) from None
     except psycopg.errors.UniqueViolation as exc:
         raise GateFailed(f"backfill of {table} stopped: {str(exc).strip()}. Two connections map "
                          "to the same (workspaceId, provider): a collision that arrived after "
@@ -223,14 +318,24 @@ def _batch(conn, table, statement, params, policy) -> tuple[dict, float]:
     return result, (time.monotonic() - t0) * 1000
 
 
-def _record(batches, table, kind, size, pages, result, ms, bars) -> int:
-    number = sum(1 for b in batches if b["table"] == table) + 1
-    batches.append({"table": table, "pass": kind, "batch": number,
-                    "size": size, "pages": pages, "scanned": result["scanned"], "updated": result["updated"],
-                    "ms": round(ms, 1), "rows_per_s": round(result["scanned"] / (ms / 1000)) if ms else None})
+BATCH_COLUMNS = ["table", "pass", "batch", "try", "size", "pages", "tuples", "scanned", "updated",
+                 "ms", "rows_per_s", "error"]
+
+
+def _record(batches, table, kind, number, attempt, span, result, ms, bars, error=None) -> int:
+    """One try of batch ``number`` of ``table`` (``result`` None: it failed with ``error``);
+    the rows it updated. ``span``: its size in rows, and in pages (first pass); tuples (all
+    rows on those pages) are the first pass's too."""
+    result = result or {}
+    scanned = result.get("scanned")
+    batches.append({"table": table, "pass": kind, "batch": number, "try": attempt, **span,
+                    "tuples": result.get("tuples"),
+                    "scanned": scanned, "updated": result.get("updated"), "ms": round(ms, 1),
+                    "rows_per_s": round(scanned / (ms / 1000)) if scanned is not None and ms else None,
+                    "error": error})
     for bar in bars:
-        bar.update(result["scanned"])
-    return result["updated"]
+        bar.update(scanned or 0)
+    return result.get("updated") or 0
 
 
 def _bars(table: str, total: int) -> list:
@@ -270,11 +375,15 @@ def sweep(conn: psycopg.Connection, policy: BatchPolicy, on_orphan: str, run_id:
 
 
 def batch_summary(batches: pd.DataFrame) -> pd.DataFrame:
-    """Per table: batches, rows scanned, and batch duration and throughput (mean, max)."""
-    columns = ["table", "batches", "rows", "ms_mean", "ms_max", "rows_per_s_mean"]
+    """Per table: batches, failed tries retried smaller, rows scanned, and batch duration and
+    throughput (mean, max) of the batches that succeeded."""
+    columns = ["table", "batches", "retries", "rows", "ms_mean", "ms_max", "rows_per_s_mean"]
     if not len(batches):
         return pd.DataFrame(columns=columns)
-    out = batches.groupby("table", sort=False).agg(
+    ok = batches[batches["error"].isna()]
+    out = ok.groupby("table", sort=False).agg(
         batches=("batch", "count"), rows=("scanned", "sum"), ms_mean=("ms", "mean"),
         ms_max=("ms", "max"), rows_per_s_mean=("rows_per_s", "mean")).reset_index()
+    retries = batches[batches["error"].notna()].groupby("table").size()
+    out["retries"] = out["table"].map(retries).fillna(0).astype(int)
     return out.round(1)[columns]

@@ -1,0 +1,260 @@
+"""Resume from anywhere (issue 9, point 6): a backfill re-run over a table whose heap pages are
+mostly done converges, even with a tight batch_statement_timeout. A first-pass batch spans no
+more pages than its size in rows fills at the most rows per page seen (so it holds about that
+many rows however many of them are NULL), and a batch that fails is tried again with half
+its span, down to one page."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import psycopg
+import pytest
+from conftest import actual_workspaces, expected_workspaces, query, run_runbook
+
+from tenancy_runbook import db
+from tenancy_runbook.errors import GateFailed
+from tenancy_runbook.locks import DDLLog, RetryPolicy
+from tenancy_runbook.paths import ROOT
+from tenancy_runbook.stages import add_workspace_columns, backfill
+
+# 48,000 MetricDaily rows on about 480 heap pages (about 100 a page). Its last tenth in one
+# UPDATE (what the old span reached the NULL remainder with) takes 80-250 ms; one page, 2-7 ms.
+ROWS = dict(metric_days=1000)
+TIGHT = ["-p", "batch_statement_timeout", "25ms"]
+STAGE = ["--from", "20_backfill", "--to", "20_backfill"]
+PAGES = "backfill/pages_metric_daily"
+
+
+def migrate(url: str) -> str:
+    """Migration 1 (the columns), as 10_add_workspace_columns applies it."""
+    with db.connect(url) as conn:
+        add_workspace_columns.apply(conn, RetryPolicy(), "test", DDLLog())
+    return url
+
+
+def heap_pages(url: str, table: str = "MetricDaily") -> int:
+    return query(url, "SELECT (pg_relation_size(to_regclass(%s)) / current_setting('block_size')::int)::int",
+                 [f'"{table}"'])[0][0]
+
+
+def densest_page(url: str, table: str = "MetricDaily") -> int:
+    """The most rows on one heap page of ``table``."""
+    return query(url, "SELECT max(n)::int FROM (SELECT count(*) AS n FROM {t} GROUP BY (ctid::text::point)[0]) p",
+                 t=table)[0][0]
+
+
+def place(url: str, table: str, workspaces: dict) -> None:
+    """Set workspaceId directly, as a backfill that got this far would have."""
+    query(url, """UPDATE {t} r SET "workspaceId" = x.ws FROM unnest(%s::text[], %s::text[]) AS x(id, ws)
+                  WHERE r."id" = x.id""", [list(workspaces), list(workspaces.values())], t=table)
+
+
+def test_ninety_percent_done_then_a_tight_batch_timeout_converges(datahub, tmp_path):
+    url = migrate(datahub(**ROWS))
+    expected = expected_workspaces(url)
+    cut = int(heap_pages(url) * 0.9)
+    done = [i for (i,) in query(url, 'SELECT "id" FROM "MetricDaily" WHERE ctid < %s::tid', [f"({cut},0)"])]
+    place(url, "Connection", expected["Connection"])
+    place(url, "MetricDaily", {i: expected["MetricDaily"][i] for i in done})
+    left = query(url, 'SELECT count(*) FROM "MetricDaily" WHERE "workspaceId" IS NULL')[0][0]
+    assert 0.05 * len(expected["MetricDaily"]) < left < 0.15 * len(expected["MetricDaily"])
+
+    resumed = run_runbook(url, tmp_path / "b", *STAGE, *TIGHT)
+
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert actual_workspaces(url) == expected
+
+
+def kill_run(proc: subprocess.Popen) -> None:
+    """SIGKILL the runner and every process under it, as a lost machine or container would: its
+    kernel too (a session of its own, which would otherwise go on batching for up to a second,
+    until it notices that its parent is gone)."""
+    children: dict = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    tree, todo = [], [proc.pid]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    for pid in tree:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
+def test_killed_at_ninety_percent_of_the_first_pass_resumes(datahub, tmp_path):
+    url = migrate(datahub(**ROWS))
+    expected = expected_workspaces(url)
+    total = len(expected["MetricDaily"])
+    # batches of 1 % of the rows, 40 ms apart: the last tenth of the first pass takes over 0.4 s
+    slow = ["-p", "batch_size", "480", "-p", "min_batch_size", "480", "-p", "max_batch_size", "480",
+            "-p", "batch_pause_ms", "40"]
+    proc = subprocess.Popen([sys.executable, "-m", "tenancy_runbook", "run", "runbooks/datahub-tenancy.yaml",
+                             "--run-dir", str(tmp_path / "killed"), *STAGE, *slow],
+                            cwd=ROOT, env={**os.environ, "DATABASE_URL": url}, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            if query(url, 'SELECT count("workspaceId") FROM "MetricDaily"')[0][0] >= 0.9 * total:
+                break
+            time.sleep(0.01)
+    finally:
+        kill_run(proc)
+    time.sleep(0.5)
+    placed = dict(query(url, 'SELECT "id", "workspaceId" FROM "MetricDaily" WHERE "workspaceId" IS NOT NULL'))
+    assert 0.9 * total <= len(placed) < total, "killed in the last tenth of the first pass"
+    assert all(expected["MetricDaily"][i] == ws for i, ws in placed.items())
+
+    resumed = run_runbook(url, tmp_path / "b", *STAGE, *TIGHT)
+
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert actual_workspaces(url) == expected, "every row placed, none lost"
+
+
+def spans_within_density(frame: pd.DataFrame) -> None:
+    """Every try spans at most size / (the most rows per page its earlier batches found) pages."""
+    densest = 0.0
+    for row in frame.itertuples():
+        if densest:
+            assert row.pages <= max(1, row.size / densest), (row, densest)
+        if pd.isna(row.error):
+            densest = max(densest, row.tuples / row.pages)
+
+
+def first_pages(frame: pd.DataFrame) -> list[int]:
+    """The page each try of a first pass started at (a failed try does not move it)."""
+    out, page = [], 0
+    for row in frame.itertuples():
+        out.append(page)
+        page += row.pages if pd.isna(row.error) else 0
+    return out
+
+
+def test_a_failed_batch_is_retried_with_half_its_span_down_to_one_page(datahub):
+    """A row locked by another transaction makes every batch over its page fail (lock_timeout)
+    until it is released: the tries over it halve their span, down to the page itself."""
+    url = migrate(datahub(metric_days=200))                       # 9,600 rows, about 96 pages
+    expected = expected_workspaces(url)
+    place(url, "Connection", expected["Connection"])
+    locked = heap_pages(url) * 2 // 3
+    holder = psycopg.connect(url)                                 # holds its transaction open
+    holder.execute('SELECT 1 FROM "MetricDaily" WHERE ctid = %s::tid FOR UPDATE', [f"({locked},1)"])
+    batches: list = []
+
+    def release():       # once the batch of that one page has failed twice
+        while sum(1 for b in list(batches) if b["error"] and b["pages"] == 1) < 2:
+            time.sleep(0.01)
+        holder.rollback()
+    releaser = threading.Thread(target=release, daemon=True)
+    releaser.start()
+    policy = backfill.BatchPolicy(batch_size=1000, min_batch_size=100, max_batch_size=5000,
+                                  lock_timeout="20ms")
+    try:
+        with db.connect(url) as conn:
+            todo = int(db.one(conn, "common/null_count", table="MetricDaily")["nulls"])
+            backfill._page_pass(conn, "MetricDaily", PAGES, policy, batches, [], todo)
+    finally:
+        releaser.join(5)
+        holder.close()
+
+    assert actual_workspaces(url)["MetricDaily"] == expected["MetricDaily"]
+    frame = pd.DataFrame(batches, columns=backfill.BATCH_COLUMNS)
+    frame["first_page"] = first_pages(frame)
+    failed = frame[frame["error"].notna()]
+    assert failed["error"].str.contains("lock timeout").all(), failed
+    # every failed try spanned the locked page; each next try spanned half as many pages or fewer
+    assert (failed["first_page"] <= locked).all() and (failed["first_page"] + failed["pages"] > locked).all()
+    assert failed["pages"].max() > 2, "a longer span failed first"
+    for _, tries in frame.groupby("batch"):
+        spans = list(tries["pages"])
+        assert all(b <= max(1, a // 2) for a, b in zip(spans, spans[1:])), spans
+    at_lock = frame[frame["batch"] == failed["batch"].max()]
+    assert list(at_lock["pages"])[-3:] == [1, 1, 1] and set(at_lock["first_page"]) == {locked}, at_lock
+    assert backfill.batch_summary(frame).set_index("table").loc["MetricDaily", "retries"] == len(failed)
+    spans_within_density(frame)
+
+
+def test_only_a_one_page_batch_failing_again_and_again_gives_up(datahub, monkeypatch):
+    """A row locked for good: the batches before its page are kept, the tries over it shrink to
+    that page, and after _Retry.MAX more tries of it the pass stops with a clear message."""
+    monkeypatch.setattr(backfill._Retry, "MAX", 2)               # (8 tries back off for about 20 s)
+    url = migrate(datahub(metric_days=50))                        # 2,400 rows, about 24 pages
+    expected = expected_workspaces(url)
+    place(url, "Connection", expected["Connection"])
+    locked = heap_pages(url) // 2
+    before = {i for (i,) in query(url, 'SELECT "id" FROM "MetricDaily" WHERE ctid < %s::tid', [f"({locked},0)"])}
+    batches: list = []
+    with psycopg.connect(url) as holder:
+        holder.execute('SELECT 1 FROM "MetricDaily" WHERE ctid = %s::tid FOR UPDATE', [f"({locked},1)"])
+        policy = backfill.BatchPolicy(batch_size=400, min_batch_size=100, max_batch_size=5000, lock_timeout="20ms")
+        with db.connect(url) as conn, pytest.raises(GateFailed) as stopped:
+            backfill._page_pass(conn, "MetricDaily", PAGES, policy, batches, [], len(expected["MetricDaily"]))
+        holder.rollback()
+    message = str(stopped.value)
+    assert f"at page {locked} alone, the smallest batch there is (canceling statement due to lock timeout)" in message
+    assert "failed" in message and "earlier batches are kept" in message and "lock_timeout" in message
+    frame = pd.DataFrame(batches, columns=backfill.BATCH_COLUMNS)
+    assert list(frame[frame["error"].notna()]["pages"])[-3:] == [1, 1, 1]
+    placed = {i for i, ws in actual_workspaces(url)["MetricDaily"].items() if ws}
+    assert placed == before, "every page before the locked one is done, nothing after it"
+
+
+def test_on_a_fresh_table_a_batch_holds_its_size_in_rows(datahub):
+    """All NULL, rows per page and NULLs per page are the same: each batch spans the pages its
+    size fills, as before the bound (within a page)."""
+    url = migrate(datahub(metric_days=200))
+    expected = expected_workspaces(url)
+    place(url, "Connection", expected["Connection"])
+    dense = densest_page(url)
+    policy = backfill.BatchPolicy(batch_size=1000, min_batch_size=1000, max_batch_size=1000)
+    batches: list = []
+    with db.connect(url) as conn:
+        todo = int(db.one(conn, "common/null_count", table="MetricDaily")["nulls"])
+        backfill._page_pass(conn, "MetricDaily", PAGES, policy, batches, [], todo)
+    frame = pd.DataFrame(batches, columns=backfill.BATCH_COLUMNS)
+    whole = frame.iloc[:-1]      # (the last one ends at the table's end, with some rows it moved there)
+    assert whole["error"].isna().all() and (whole["scanned"] == whole["tuples"]).all()
+    # the first batch is sized by the table's average rows per page, the others by the most seen
+    assert 1000 - dense < whole["tuples"].iloc[0] < 1000 + dense, (whole, dense)
+    assert (whole["tuples"].iloc[1:] <= 1000).all() and (whole["tuples"] > 1000 - 2 * dense).all(), (whole, dense)
+    assert actual_workspaces(url)["MetricDaily"] == expected["MetricDaily"]
+
+
+def test_past_done_pages_a_batch_still_holds_at_most_its_size(datahub):
+    """The first 90 % of the pages done: batches over them find no NULL and the size grows to
+    its maximum; the first over the NULL rows after them holds no more than that size."""
+    url = migrate(datahub(metric_days=200))
+    expected = expected_workspaces(url)
+    place(url, "Connection", expected["Connection"])
+    cut = heap_pages(url) * 9 // 10
+    done = [i for (i,) in query(url, 'SELECT "id" FROM "MetricDaily" WHERE ctid < %s::tid', [f"({cut},0)"])]
+    place(url, "MetricDaily", {i: expected["MetricDaily"][i] for i in done})
+    left = query(url, 'SELECT count(*) FROM "MetricDaily" WHERE "workspaceId" IS NULL')[0][0]
+    policy = backfill.BatchPolicy(batch_size=100, min_batch_size=100, max_batch_size=left // 2,
+                                  target_batch_ms=1e6)           # every batch is quick: it grows
+    batches: list = []
+    with db.connect(url) as conn:
+        backfill._page_pass(conn, "MetricDaily", PAGES, policy, batches, [], left)
+    frame = pd.DataFrame(batches, columns=backfill.BATCH_COLUMNS)
+    assert (frame["scanned"] <= frame["size"]).all(), frame[frame["scanned"] > frame["size"]]
+    first_null = frame[frame["scanned"] > 0].iloc[0]
+    assert first_null["size"] == left // 2, "the size grew to its maximum over the done pages"
+    assert len(frame[frame["scanned"] > 0]) >= 2
+    spans_within_density(frame)
+    assert actual_workspaces(url)["MetricDaily"] == expected["MetricDaily"]
