@@ -193,8 +193,10 @@ def batched_backfill(url: str, writers: Writers | None) -> dict:
         t0 = time.monotonic()
         done = backfill.backfill_table(conn, "MetricDaily", backfill.BatchPolicy(), batches, progress=False)
         t1 = time.monotonic()
+    tries = len(batches)
+    batches = [b for b in batches if not b.get("error")]       # the ones that committed
     out = {"rows": done, "seconds": round(t1 - t0, 2), "rows_per_s": round(done / (t1 - t0)),
-           "batches": len(batches), "max_batch_ms": max(b["ms"] for b in batches),
+           "batches": len(batches), "retries": tries - len(batches), "max_batch_ms": max(b["ms"] for b in batches),
            "p50_batch_ms": sorted(b["ms"] for b in batches)[len(batches) // 2]}
     if writers:
         out["writers"] = writers.stats(t0, t1)     # after the writers stopped (see stats)

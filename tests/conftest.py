@@ -66,6 +66,23 @@ def cli(*args, url: str | None = None, env: dict | None = None, timeout: int = 3
                           env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
+def kill_run(proc: subprocess.Popen) -> None:
+    """SIGKILL the runner and every process under it, as a lost machine or container would: its
+    kernel too (a session of its own, which would otherwise go on batching for up to a second,
+    until it notices that its parent is gone)."""
+    import psutil
+    try:
+        tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        tree = []
+    for process in tree:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+    proc.wait()
+
+
 def run_runbook(url: str, run_dir: Path, *args, runbook: str = "runbooks/datahub-tenancy.yaml"):
     return cli("run", runbook, "--run-dir", run_dir, *args, url=url)
 

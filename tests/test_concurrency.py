@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -13,7 +12,7 @@ import time
 
 import psycopg
 import pytest
-from conftest import (TENANT, actual_workspaces, column_states, expected_workspaces, query,
+from conftest import (TENANT, actual_workspaces, column_states, expected_workspaces, kill_run, query,
                       run_runbook, stage_lines)
 
 from tenancy_runbook.paths import ROOT
@@ -112,8 +111,7 @@ def test_backfill_killed_mid_way_loses_nothing_and_resumes(datahub, tmp_path):
         if done[0] > 200:
             break
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)     # the runner and its kernel, mid-batch
-    proc.wait()
+    kill_run(proc)     # the runner and its kernel, mid-batch
     time.sleep(0.5)
 
     done, total = query(url, 'SELECT count("workspaceId"), count(*) FROM "MetricDaily"')[0]

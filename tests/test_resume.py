@@ -7,17 +7,15 @@ its span, down to one page."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pandas as pd
 import psycopg
 import pytest
-from conftest import actual_workspaces, expected_workspaces, query, run_runbook
+from conftest import actual_workspaces, expected_workspaces, kill_run, query, run_runbook
 
 from tenancy_runbook import db
 from tenancy_runbook.errors import GateFailed
@@ -71,30 +69,6 @@ def test_ninety_percent_done_then_a_tight_batch_timeout_converges(datahub, tmp_p
 
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert actual_workspaces(url) == expected
-
-
-def kill_run(proc: subprocess.Popen) -> None:
-    """SIGKILL the runner and every process under it, as a lost machine or container would: its
-    kernel too (a session of its own, which would otherwise go on batching for up to a second,
-    until it notices that its parent is gone)."""
-    children: dict = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(stat.parent.name))
-    tree, todo = [], [proc.pid]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(children.get(pid, []))
-    for pid in tree:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    proc.wait()
 
 
 def test_killed_at_ninety_percent_of_the_first_pass_resumes(datahub, tmp_path):

@@ -81,7 +81,7 @@ class Holder:
     def advice(self) -> str:
         parsed = self.parsed
         if parsed and parsed[0] == NOTEBOOK:
-            return (f"shut that kernel down (JupyterLab: Kernel > Shut Down Kernel; papermill: let it end) "
+            return ("shut that kernel down (JupyterLab: Kernel > Shut Down Kernel; papermill: let it end) "
                     "and try again")
         if parsed:
             return (f"wait for it to end, or stop it (Ctrl-C where it runs, or kill -TERM {parsed[1]} on "

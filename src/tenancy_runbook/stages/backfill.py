@@ -30,8 +30,9 @@ import psycopg
 from tqdm import tqdm
 
 from .. import TENANT_TABLES, checks, db, locks, quarantine, runlock
-from ..errors import GateFailed, RunbookError
+from ..errors import GateFailed
 from ..locks import DDLLog, RetryPolicy, run_ddl
+from ..params import CHOICES, check_values  # noqa: F401 (CHOICES: fail | quarantine, declared in params.py)
 from . import preflight
 
 STEPS = (  # table, its first pass (pages in physical order), its second pass (keyset), in sql/
@@ -42,7 +43,6 @@ STEPS = (  # table, its first pass (pages in physical order), its second pass (k
 )
 MAX_BATCH_PAGES = 4096   # 32 MB of heap: the longest span of a first-pass batch
 SAMPLE_PAGES = 1000      # pages read at random for the rows a full page holds (sql/backfill/density.sql)
-from ..params import CHOICES, check_values  # fail | quarantine: every parameter is declared in params.py
 PROGRESS_ENV = "TENANCY_RUNBOOK_PROGRESS"   # set by the runner: also draw progress on its terminal
 SQL = (checks.SQL + preflight.SQL[len(checks.SQL):]
        + ("backfill/guard", "backfill/guard_trigger", "backfill/guard_state", "backfill/batch_settings",
