@@ -13,9 +13,14 @@ from .db import redact
 from .errors import RunbookError
 
 
+VALUE_MARK = "\x00"   # keeps a -p value such as -1s from being read as an option
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_mark_values(sys.argv[1:] if argv is None else argv))
+    if hasattr(args, "parameter"):
+        args.parameter = [[part.removeprefix(VALUE_MARK) for part in pair] for pair in args.parameter]
     try:
         return args.handler(args)
     except RunbookError as exc:
@@ -24,6 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _mark_values(argv: list[str]) -> list[str]:
+    """``-p NAME VALUE``: a VALUE starting with '-' (``-p batch_statement_timeout -1s``) is a value,
+    so that its check can say what is wrong with it, not argparse "expected 2 arguments"."""
+    out = list(argv)
+    for i, token in enumerate(out[:-2]):
+        if token in ("-p", "--parameter") and out[i + 2].startswith("-"):
+            out[i + 2] = VALUE_MARK + out[i + 2]
+    return out
 
 
 def _parser() -> argparse.ArgumentParser:
