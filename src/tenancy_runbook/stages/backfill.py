@@ -45,7 +45,7 @@ MAX_BATCH_PAGES = 4096   # 32 MB of heap: the longest span of a first-pass batch
 SAMPLE_PAGES = 1000      # pages read at random for the rows a full page holds (sql/backfill/density.sql)
 PROGRESS_ENV = "TENANCY_RUNBOOK_PROGRESS"   # set by the runner: also draw progress on its terminal
 SQL = (checks.SQL + preflight.SQL[len(checks.SQL):]
-       + ("backfill/guard", "backfill/guard_trigger", "backfill/guard_state", "backfill/batch_settings",
+       + ("backfill/guard", "backfill/guard_trigger", "backfill/guard_state",
           "backfill/extent", "backfill/density", "backfill/analyze")
        + tuple(dict.fromkeys(statement for step in STEPS for statement in step[1:]))
        + quarantine.SQL + locks.SQL + runlock.WRITER_SQL)
@@ -303,9 +303,13 @@ def _batch(conn, table, statement, params, policy) -> tuple[dict, float]:
     """One batch in its own transaction: its result and how long it took, in ms."""
     t0 = time.monotonic()
     try:
-        with conn.transaction():
-            db.execute(conn, "backfill/batch_settings", {"lock_timeout": policy.lock_timeout,
-                                                          "statement_timeout": policy.statement_timeout})
+        # This transaction's settings (db.settings: set_config(..., true), gone at its end): how
+        # long it may wait for a row lock and run, and synchronous_commit off: the commit does not
+        # wait for its WAL flush. Safe here: a crash can lose only the last batches' commits (at
+        # most about 3 x wal_writer_delay), their rows are NULL again, and a re-run of the stage
+        # (which touches only NULL rows) redoes them.
+        with db.settings(conn, lock_timeout=policy.lock_timeout, statement_timeout=policy.statement_timeout,
+                         synchronous_commit="off"), conn.transaction():
             result = db.one(conn, statement, params, table=table)
     except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable,
             psycopg.errors.DeadlockDetected) as exc:
