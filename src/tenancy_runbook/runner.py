@@ -17,6 +17,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -117,8 +119,30 @@ class LocalKernelManager(AsyncKernelManager):
         return str(base / uuid.uuid4().hex)
 
     async def _async_launch_kernel(self, kernel_cmd, **kw) -> None:
+        kw["stderr"] = subprocess.PIPE     # forwarded to ours by _forward_stderr
         await super()._async_launch_kernel(kernel_cmd, **kw)
         KERNELS.started(self.provisioner.pgid or self.provisioner.pid)
+        threading.Thread(target=_forward_stderr, args=(self.provisioner.process.stderr,),
+                         name="kernel stderr", daemon=True).start()
+
+
+def _forward_stderr(pipe) -> None:
+    """A kernel's stderr (progress bars, warnings) onto ours, until a signal stops the run: what a
+    kernel prints while it is interrupted and killed (libzmq's complaint about an interrupted
+    call, say) would bury the run's one line."""
+    fd = pipe.fileno()
+    try:
+        while chunk := os.read(fd, 65536):
+            if not KERNELS.stopping and sys.stderr is not None:
+                try:
+                    sys.stderr.buffer.write(chunk)
+                    sys.stderr.flush()
+                except (OSError, ValueError, AttributeError):
+                    pass
+    except OSError:
+        pass
+    finally:
+        pipe.close()
 
 
 @dataclass
@@ -215,7 +239,8 @@ def run(book: Runbook, stages: list[Stage], run_dir: Path,
         lock = runlock.acquire(url, run_id)
         saved = {k: os.environ.get(k) for k in (db.RUN_ID_ENV, PROGRESS_ENV)}
         os.environ[db.RUN_ID_ENV] = run_id   # the kernels' connections carry it (and find the lock theirs)
-        os.environ[PROGRESS_ENV] = "1"       # kernels also draw their progress bars on our terminal
+        # kernels also draw their progress bars on our terminal, when it is one
+        os.environ[PROGRESS_ENV] = "1" if sys.stderr is not None and sys.stderr.isatty() else "0"
         try:
             return _run(book, stages, run_dir, url, lock, stop, on_stage)
         finally:

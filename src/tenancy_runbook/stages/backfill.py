@@ -346,9 +346,10 @@ def _bars(table: str, total: int) -> list:
     """A progress bar in the notebook, and one on the runner's terminal when it asks."""
     bars = [tqdm(total=total, desc=table, unit="row", file=sys.stdout, mininterval=1.0,
                  ascii=True, dynamic_ncols=False, ncols=90)]
-    if os.environ.get(PROGRESS_ENV) == "1" and sys.__stderr__ is not None and sys.__stderr__.isatty():
+    # the runner asks only when its own stderr is a terminal; ours is a pipe it forwards there
+    if os.environ.get(PROGRESS_ENV) == "1" and sys.__stderr__ is not None:
         bars.append(tqdm(total=total, desc=f"  {table}", unit="row", file=sys.__stderr__,
-                         mininterval=0.5, leave=False, position=0))
+                         mininterval=0.5, leave=False, position=0, ncols=100))
     return bars
 
 
