@@ -104,7 +104,9 @@ def test_a_signal_stops_the_run_cleanly_and_a_rerun_converges(datahub, tmp_path,
     assert archive.verify(run_dir) == []
     cells = json.loads((run_dir / "20_backfill.ipynb").read_text())["cells"]   # the partial notebook
     errors = [o["ename"] for c in cells for o in c.get("outputs", []) if o["output_type"] == "error"]
-    assert errors == ([] if twice else ["KeyboardInterrupt"]), errors
+    # twice: the kernel is killed 0.3 s after its interrupt; whether the interrupted cell's error was
+    # saved by then is a race (both are fine). Once: the interrupted cell shows it.
+    assert errors in ([[], ["KeyboardInterrupt"]] if twice else [["KeyboardInterrupt"]]), errors
 
     assert running(processes) == [], "no process of the run is left (runner, kernel, anything they started)"
     assert run_sessions(url) == [], "no session of the run is left on the server"
