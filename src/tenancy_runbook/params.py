@@ -33,6 +33,11 @@ MAX_MS = 2**31 - 1        # lock_timeout and statement_timeout are int4 millisec
 DURATION_RULES = ("a number with an optional unit us|ms|s|min|h|d (case-sensitive; none = ms), 0 = no limit, "
                   f"at most {MAX_MS}ms (24.8 days); e.g. 500ms, 1.5s, 1h")
 DURATION_ALLOWED = "a PostgreSQL duration: " + DURATION_RULES
+_SIZE = re.compile(r"\s*(?P<number>(?:0|[1-9]\d*)(?:\.\d*)?|\.\d+)\s*(?P<unit>B|kB|MB|GB|TB)?\s*")
+_UNIT_BYTES = {"B": 1, "kB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4, None: 1}
+SIZE_ALLOWED = ("a size as PostgreSQL writes one: a number with an optional unit B|kB|MB|GB|TB "
+                "(case-sensitive; none = bytes), 0 = no limit; e.g. 64MB, 1.5GB")
+AUTOVACUUM_CHOICES = ("wait_wraparound", "wait", "continue")
 
 
 def duration_ms(text) -> int:
@@ -51,6 +56,18 @@ def duration_ms(text) -> int:
     return ms
 
 
+def size_bytes(text) -> int:
+    """Bytes of a size such as '64MB' (1024-based, as PostgreSQL's units); ValueError saying why not."""
+    if isinstance(text, int) and not isinstance(text, bool) and text >= 0:
+        return text
+    if not isinstance(text, str):
+        raise ValueError(f"expected text such as '64MB', got {type(text).__name__}")
+    match = _SIZE.fullmatch(text)
+    if not match:
+        raise ValueError("not a size")
+    return round(float(match["number"]) * _UNIT_BYTES[match["unit"]])
+
+
 @dataclass(frozen=True)
 class Param:
     name: str
@@ -61,6 +78,7 @@ class Param:
     minimum: float | None = None     # value >= minimum
     above: float | None = None       # value > above
     duration: bool = False
+    size: bool = False               # text such as '64MB' (size_bytes)
     empty_ok: bool = True            # for text
 
     def allowed(self, short: bool = False) -> str:
@@ -75,6 +93,8 @@ class Param:
             return " | ".join(self.choices)
         if self.duration:
             return "a duration, e.g. 500ms, 1.5s, 1h; 0 = no limit" if short else DURATION_ALLOWED
+        if self.size:
+            return "a size, e.g. 64MB, 1GB; 0 = no limit" if short else SIZE_ALLOWED
         if self.type in (int, float):
             kind = "an integer" if self.type is int else "a number"
             if self.minimum is not None:
@@ -103,6 +123,11 @@ class Param:
         elif ok and self.duration:
             try:
                 duration_ms(value)
+            except ValueError as exc:
+                ok, reason = False, str(exc)
+        elif ok and self.size:
+            try:
+                size_bytes(value)
             except ValueError as exc:
                 ok, reason = False, str(exc)
         elif ok and self.type is str and not self.empty_ok:
@@ -135,6 +160,15 @@ PARAMS: dict[str, Param] = {p.name: p for p in (
     Param("max_batch_size", int, 50000, "the largest the batch size adapts to", minimum=1),
     Param("target_batch_ms", float, 120.0, "how long one batch transaction should take", above=0),
     Param("batch_pause_ms", float, 0.0, "sleep between batches (replica lag, I/O headroom)", minimum=0),
+    Param("backfill_workers", int, 1, "connections backfilling one table at once, each its own page "
+          "(or key) ranges; more than 1 only with CPU and I/O to spare (see README)", minimum=1),
+    Param("max_replica_lag", str, "64MB", "wait between batches while a standby replays this far behind "
+          "(pg_stat_replication); 0 = do not watch", size=True),
+    Param("on_autovacuum", str, "wait_wraparound", "wait_wraparound | wait | continue: wait between "
+          "batches while autovacuum works on the table (only an anti-wraparound one, any, or never)",
+          choices=AUTOVACUUM_CHOICES),
+    Param("max_throttle_wait", str, "1h", "longest total wait for database health (replica lag, "
+          "autovacuum) in one stage, then stop clearly; 0 = no limit", duration=True),
     Param("batch_statement_timeout", str, "5s", "a batch running longer is cancelled and retried smaller",
           duration=True),
     Param("lock_timeout", str, "500ms", _DDL_LOCK, duration=True),
@@ -142,6 +176,8 @@ PARAMS: dict[str, Param] = {p.name: p for p in (
           above=0),
     Param("statement_timeout", str, "1h", "longest one statement may run: a DDL step (VALIDATE scans a "
           "table), or one query of a read-only stage's checks", duration=True),
+    Param("quiet_period", str, "15min", "the guard must have placed no row for this long before it is "
+          "removed (old application servers gone)", duration=True),
     Param("run_id", str, "", "set by the runner (quarantine and records name it); empty: an ad-hoc id"),
     Param("unique_index", str, "Connection_workspaceId_provider_key", "must exist, be UNIQUE and valid",
           empty_ok=False),
@@ -183,9 +219,9 @@ def parse(name: str, text):
 
 
 def normalize(name: str, value):
-    """A duration given as a bare number (YAML ``lock_timeout: 0``, papermill ``-p lock_timeout 0``)
+    """A duration or size given as a bare number (YAML ``lock_timeout: 0``, papermill ``-p lock_timeout 0``)
     becomes its text; PostgreSQL reads it as milliseconds either way."""
-    if get(name).duration and isinstance(value, (int, float)) and not isinstance(value, bool):
+    if (get(name).duration or get(name).size) and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     return value
 
