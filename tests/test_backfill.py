@@ -84,3 +84,31 @@ def test_the_guards_function_agrees_with_the_rule_for_every_user(migrated):
             'SELECT "id", tenancy_runbook.user_workspace("id") AS ws FROM "User"')}
     assert rule == per_row
     assert None in rule.values() and len(set(rule.values())) > 3    # orphans, and many workspaces
+
+
+def test_two_workers_take_disjoint_page_ranges_and_place_every_row(migrated):
+    """backfill_workers 2: two connections, each batch its own range of pages; together they
+    cover every page once (the batches that committed), and the result is the rule's."""
+    policy = backfill.BatchPolicy(batch_size=7, min_batch_size=5, max_batch_size=9, workers=2)
+    with db.connect(migrated) as conn:
+        ends = {t: int(db.one(conn, "backfill/extent", {"table": t})["pages"]) for t in TENANT}
+        totals, frame = backfill.run(conn, policy, progress=False)
+    assert actual_workspaces(migrated) == expected_workspaces(migrated)
+    pages = frame[(frame["pass"] == "pages") & frame["error"].isna()]
+    for table, part in pages.groupby("table"):
+        assert sorted(part["batch"]) == list(range(1, len(part) + 1)), part
+        assert part["pages"].sum() == ends[table], (table, part)
+    assert set(pages["worker"]) == {1, 2}, "both connections took batches"
+
+
+def test_a_worker_that_fails_stops_the_others_and_the_error_is_raised(migrated, monkeypatch):
+    calls = []
+
+    def broken(conn, table, statement, params, policy):
+        calls.append(table)
+        raise RuntimeError("boom")
+    monkeypatch.setattr(backfill, "_batch", broken)
+    policy = backfill.BatchPolicy(batch_size=7, min_batch_size=5, max_batch_size=9, workers=2)
+    with db.connect(migrated) as conn, pytest.raises(RuntimeError, match="boom"):
+        backfill.run(conn, policy, progress=False)
+    assert 1 <= len(calls) <= 2, "no batch starts after the first error"

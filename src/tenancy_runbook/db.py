@@ -251,6 +251,24 @@ def connect(url: str | None = None, *, read_only: bool = False, statement_timeou
     return conn
 
 
+def sibling(conn: Connection) -> Connection:
+    """Another connection like ``conn``: same server, database, user, password, startup options
+    (the schema's search_path), application_name, transaction mode and settings. For work that
+    runs beside ``conn`` (a backfill's extra workers)."""
+    params = conn.info.get_parameters()
+    if conn.info.password:
+        params["password"] = conn.info.password
+    try:
+        new = Connection.connect(psycopg.conninfo.make_conninfo(**params), autocommit=True, row_factory=dict_row,
+                                 cursor_factory=Cursor, prepare_threshold=None)
+    except psycopg.Error as exc:
+        raise RunbookError(f"cannot open another connection to {conn.info.host}/{conn.info.dbname}: "
+                           f"{redact(str(exc)).strip()}. Check max_connections and the role's CONNECTION "
+                           "LIMIT, or run with fewer backfill_workers.") from None
+    new.read_only, new.settings, new._bare = conn.read_only, dict(conn.settings), False
+    return new
+
+
 def _url_connect_timeout(url: str) -> dict:
     """A connect_timeout written in the URL wins over the default."""
     try:

@@ -20,8 +20,10 @@
 
 from __future__ import annotations
 
+import heapq
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -29,7 +31,7 @@ import pandas as pd
 import psycopg
 from tqdm import tqdm
 
-from .. import TENANT_TABLES, checks, db, locks, quarantine, runlock
+from .. import TENANT_TABLES, checks, db, locks, params, quarantine, runlock
 from ..errors import GateFailed
 from ..locks import DDLLog, RetryPolicy, run_ddl
 from ..params import CHOICES, check_values  # noqa: F401 (CHOICES: fail | quarantine, declared in params.py)
@@ -60,13 +62,15 @@ class BatchPolicy:
     pause_ms: float = 0.0           # sleep between batches (replica lag, I/O)
     statement_timeout: str = "5s"   # one batch may not run longer
     lock_timeout: str = "500ms"     # one batch may not wait longer for a row lock
+    workers: int = 1                # connections backfilling one table at once
+    limits: object = None           # health.Limits: wait while the database is over them (None: never)
 
     def check(self) -> "BatchPolicy":
         """Each value as params.py allows it (a RunbookError naming the bad ones)."""
         check_values({"batch_size": self.batch_size, "min_batch_size": self.min_batch_size,
                       "max_batch_size": self.max_batch_size, "target_batch_ms": self.target_batch_ms,
                       "batch_pause_ms": self.pause_ms, "batch_statement_timeout": self.statement_timeout,
-                      "lock_timeout": self.lock_timeout})
+                      "lock_timeout": self.lock_timeout, "backfill_workers": self.workers})
         return self
 
     def next_size(self, size: int, ms: float) -> int:
@@ -76,6 +80,197 @@ class BatchPolicy:
         factor = min(1.25, max(0.5, self.target_batch_ms / max(ms, 1.0)))
         low = min(self.min_batch_size, size)
         return int(min(self.max_batch_size, max(low, size * factor)))
+
+
+class Aborted(Exception):
+    """``tenancy-runbook control abort``: the backfill stops after the batches running."""
+
+    def __init__(self, command: dict):
+        super().__init__("aborted")
+        self.command = command
+
+    def message(self, batches: list) -> str:
+        c = self.command
+        done = sum(b["updated"] or 0 for b in batches)
+        return (f"Backfill aborted by `tenancy-runbook control abort` from {c.get('by_user')}@{c.get('by_host')} "
+                f"at {c.get('at')}, after the batches that were running: {done} rows placed in this run are "
+                "kept, nothing is half-done. Run the stage again (or the same runbook command) to resume "
+                "where it stopped.")
+
+
+class Steer:
+    """Between batches, for every worker: the operator's commands (control.Live: pause, resume,
+    abort, set), the database's health (health.Throttle: replica lag, autovacuum) and progress
+    for `tenancy-runbook status`. The database is asked at most once every EVERY_S, on ``conn``
+    (a worker's own connection when there is one worker, else one no worker uses), one worker
+    at a time: while it is paused or waits for health, every worker waits."""
+
+    EVERY_S = 1.0
+    RATE_WINDOW_S = 10.0
+
+    def __init__(self, conn: psycopg.Connection, policy: BatchPolicy, run_id: str | None = None):
+        self.conn, self.policy = conn, policy
+        self.throttle = None
+        if policy.limits is not None:
+            from .. import health   # TEMP
+            self.throttle = health.Throttle(policy.limits)
+        self.live = None
+        if run_id is not None:
+            from .. import control   # TEMP
+            control.ensure(conn)
+            self.live = control.Live(conn, run_id)
+        self.applied: list[dict] = []
+        self.paused = False
+        self.aborted: dict | None = None
+        self.tables: dict[str, dict] = {}
+        self.state = "running"
+        self._last = 0.0
+        self._lock = threading.RLock()
+
+    # -- progress
+    def started(self, table: str, total: int) -> None:
+        with self._lock:
+            self.tables[table] = {"total": total, "done": 0, "size": self.policy.batch_size,
+                                  "window": [(time.monotonic(), 0)]}
+            self._report(table, "running")
+
+    def batch(self, table: str, rows: int, size: int) -> None:
+        with self._lock:
+            t = self.tables.setdefault(table, {"total": 0, "done": 0, "size": size, "window": [(time.monotonic(), 0)]})
+            t["done"] += rows
+            t["size"] = size
+            now = time.monotonic()
+            t["window"].append((now, t["done"]))
+            while len(t["window"]) > 2 and now - t["window"][1][0] > self.RATE_WINDOW_S:
+                t["window"].pop(0)
+
+    def finished(self, table: str) -> None:
+        with self._lock:
+            if table in self.tables:
+                self.tables[table]["done"] = max(self.tables[table]["done"], self.tables[table]["total"])
+                self._report(table, "done")
+
+    def ended(self, state: str) -> None:
+        """The stage's end: every table's last state (done, aborted, failed) for `status`."""
+        with self._lock:
+            for table in self.tables:
+                if state != "done":
+                    self._report(table, state)
+
+    def rate(self, table: str) -> float:
+        window = self.tables.get(table, {}).get("window") or []
+        if len(window) < 2 or window[-1][0] <= window[0][0]:
+            return 0.0
+        return (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
+
+    def _report(self, table: str, state: str) -> None:
+        self.state = state
+        if self.live is None or table not in self.tables:
+            return
+        t = self.tables[table]
+        try:
+            self.live.report(table, rows_total=t["total"], rows_done=t["done"], rows_per_s=round(self.rate(table), 1),
+                             batch_size=t["size"], workers=self.policy.workers, state=state)
+        except psycopg.Error:
+            pass    # progress is for watching; a failed write of it must not stop the backfill
+
+    # -- between batches
+    def between(self, table: str) -> None:
+        """From any worker after its batch: raises Aborted once an abort came; otherwise at most
+        every EVERY_S reads the commands and the health, and waits while paused or unhealthy."""
+        if self.aborted:
+            raise Aborted(self.aborted)
+        if time.monotonic() - self._last < self.EVERY_S:
+            return
+        with self._lock:
+            if time.monotonic() - self._last < self.EVERY_S:
+                return self._check_abort()
+            self._commands()
+            while self.paused and not self.aborted:
+                self._report(table, "paused")
+                time.sleep(self.EVERY_S)
+                self._commands()
+            self._check_abort()
+            if self.throttle is not None:
+                before = len(self.throttle.episodes)
+                self.throttle.wait(self.conn, table, on_poll=self._poll_while_waiting,
+                                   on_state=lambda state: self._report(table, state))
+                for episode in self.throttle.episodes[before:]:
+                    self._event("throttle", table, episode, episode.get("seconds"))
+            self._report(table, "running")
+            self._last = time.monotonic()
+
+    def _check_abort(self) -> None:
+        if self.aborted:
+            raise Aborted(self.aborted)
+
+    def _poll_while_waiting(self) -> None:
+        self._commands()
+        self._check_abort()
+
+    def _commands(self) -> None:
+        if self.live is None:
+            return
+        for command in self.live.poll():
+            outcome = self._apply(command)
+            record = {**command, "outcome": outcome}
+            self.applied.append(record)
+            self._event("control", None, {k: str(v) if v is not None else None for k, v in record.items()})
+
+    def _apply(self, command: dict) -> str:
+        action = command.get("action")
+        if action == "pause":
+            self.paused = True
+            return "paused after the batches running"
+        if action == "resume":
+            was, self.paused = self.paused, False
+            return "resumed" if was else "was not paused"
+        if action == "abort":
+            self.aborted = command
+            return "aborting after the batches running"
+        if action == "set":
+            return self._set(command.get("name"), command.get("value"))
+        return f"ignored: unknown action {action!r}"
+
+    def _set(self, name: str, text) -> str:
+        from .. import control   # TEMP
+        value = params.parse(name, text)
+        problem = params.get(name).problem(value) if name in control.SETTABLE else f"{name} cannot be set"
+        if problem:
+            return f"refused: {problem}"
+        p = self.policy
+        if name == "max_replica_lag":
+            if self.throttle is None:
+                return "refused: this backfill does not watch replica lag"
+            old = self.throttle.limits.max_replica_lag
+            self.throttle.limits.max_replica_lag = params.size_bytes(value)
+            return f"max_replica_lag {old} -> {self.throttle.limits.max_replica_lag} bytes"
+        attr = {"batch_pause_ms": "pause_ms", "target_batch_ms": "target_batch_ms",
+                "max_batch_size": "max_batch_size"}[name]
+        old = getattr(p, attr)
+        setattr(p, attr, type(old)(value))
+        if name == "max_batch_size":
+            p.min_batch_size = min(p.min_batch_size, p.max_batch_size)
+        return f"{name} {old} -> {getattr(p, attr)}"
+
+    def _event(self, kind: str, table, detail: dict, seconds=None) -> None:
+        if self.live is None:
+            return
+        try:
+            self.live.event(kind, table, detail, seconds)
+        except psycopg.Error:
+            pass
+
+    # -- evidence
+    def actions(self) -> pd.DataFrame:
+        columns = ["at", "action", "name", "value", "by_user", "by_host", "outcome"]
+        return pd.DataFrame([{k: a.get(k) for k in columns} for a in self.applied], columns=columns)
+
+    def summary(self) -> dict:
+        out = {"throttle": self.throttle.summary() if self.throttle is not None else None,
+               "control": [f"{a.get('action')}{' ' + str(a.get('name')) + ' ' + str(a.get('value')) if a.get('action') == 'set' else ''}"
+                           f" by {a.get('by_user')}@{a.get('by_host')}" for a in self.applied]}
+        return out
 
 
 def check_choice(name: str, value: str) -> str:
@@ -108,167 +303,294 @@ def guard_state(conn: psycopg.Connection) -> pd.DataFrame:
     return db.frame(conn, "backfill/guard_state", {"tables": list(TENANT_TABLES)})
 
 
-def run(conn: psycopg.Connection, policy: BatchPolicy, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Keyset-batch every table; (rows updated per table, one row per batch)."""
+def run(conn: psycopg.Connection, policy: BatchPolicy, progress: bool = True,
+        steer: "Steer | None" = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Batch every table; (rows updated per table, one row per batch try). ``steer``: the run's
+    link to database health and the operator's commands (Steer); without one, neither."""
     checks.require_columns(conn, "20_backfill")
     policy.check()
     if not guard_state(conn)["guarded"].all():
         raise GateFailed("The transition guard is not installed on every table: run "
                          "backfill.install_guard() first (the notebook does).")
+    steer = steer or Steer(conn, policy)
     batches, totals = [], []
-    for table, _, _ in STEPS:
-        started = time.monotonic()
-        done = backfill_table(conn, table, policy, batches, progress)
-        totals.append({"table": table, "rows_updated": done,
-                       "seconds": round(time.monotonic() - started, 3)})
+    try:
+        for table, _, _ in STEPS:
+            started = time.monotonic()
+            done = backfill_table(conn, table, policy, batches, progress, steer)
+            totals.append({"table": table, "rows_updated": done,
+                           "seconds": round(time.monotonic() - started, 3)})
+    except Aborted as aborted:
+        steer.ended("aborted")
+        raise GateFailed(aborted.message(batches)) from None
+    except BaseException:
+        steer.ended("failed")
+        raise
+    steer.ended("done")
     return pd.DataFrame(totals), pd.DataFrame(batches, columns=BATCH_COLUMNS)
 
 
 def backfill_table(conn: psycopg.Connection, table: str, policy: BatchPolicy, batches: list,
-                   progress: bool) -> int:
+                   progress: bool, steer: "Steer | None" = None) -> int:
     """Both passes over one table; the rows it updated."""
+    steer = steer or Steer(conn, policy)
     pages_statement, keyset_statement = next(step[1:] for step in STEPS if step[0] == table)
     counts = db.one(conn, "common/null_count", table=table)
     todo = int(counts["nulls"])
     if not todo:
         return 0
+    steer.started(table, todo)
     bars = _bars(table, todo) if progress else []
     try:
-        done = _page_pass(conn, table, pages_statement, policy, batches, bars, todo, rows=int(counts["rows"]))
+        done = _page_pass(conn, table, pages_statement, policy, batches, bars, todo,
+                          rows=int(counts["rows"]), steer=steer)
         if int(db.one(conn, "common/null_count", table=table)["nulls"]):
             # what is left is mostly rows the rule cannot place: fresh statistics let the
             # planner find them through the workspaceId index instead of walking the table
             db.execute(conn, "backfill/analyze", table=table)
-            done += _keyset_pass(conn, table, keyset_statement, policy, batches, bars)
+            done += _keyset_pass(conn, table, keyset_statement, policy, batches, bars, steer=steer)
     finally:
         for bar in bars:
             bar.close()
+    steer.finished(table)
     return done
 
 
-def _page_pass(conn, table, statement, policy, batches, bars, todo, rows=0) -> int:
-    """Heap pages [0, the table's size now) in physical order (see _Pages)."""
+def _page_pass(conn, table, statement, policy, batches, bars, todo, rows=0, steer=None) -> int:
+    """Heap pages [0, the table's size now) in physical order (see _Pages), on
+    policy.workers connections at once."""
     end = int(db.one(conn, "backfill/extent", {"table": table})["pages"])
     full = db.one(conn, "backfill/density", {"percent": min(100.0, 100.0 * SAMPLE_PAGES / max(1, end))},
                   table=table)["tuples_per_page"]
-    cursor = _Pages(end, max(todo, rows) / max(1, end), float(full or 0))
-    return _pass(conn, table, statement, cursor, policy, batches, bars)
+    cursor = _Pages(end, _last_number(batches, table), max(todo, rows) / max(1, end), float(full or 0))
+    return _workers(conn, table, statement, cursor, policy, batches, bars, steer or Steer(conn, policy),
+                    policy.workers)
 
 
-def _keyset_pass(conn, table, statement, policy, batches, bars) -> int:
-    """By primary key, until no NULL row is left after the last position (see _Keys)."""
-    return _pass(conn, table, statement, _Keys(), policy, batches, bars)
+def _keyset_pass(conn, table, statement, policy, batches, bars, steer=None) -> int:
+    """By primary key, until no NULL row is left after the last position (see _Keys). One
+    connection: what the first pass leaves is small (rows the rule cannot place, rows written
+    meanwhile that the guard did not see)."""
+    return _workers(conn, table, statement, _Keys(_last_number(batches, table)), policy, batches, bars,
+                    steer or Steer(conn, policy), 1)
+
+
+def _last_number(batches: list, table: str) -> int:
+    return max((b["batch"] for b in batches if b["table"] == table), default=0)
+
+
+def _workers(conn, table, statement, cursor, policy, batches, bars, steer, workers: int) -> int:
+    """``workers`` loops (_pass) taking batches from ``cursor``: one on ``conn`` itself, or each
+    on a connection of its own (``conn`` then only serves ``steer``). The first error stops
+    them all (no new batch starts) and is raised once they have ended; what they committed
+    stays. The rows they updated."""
+    if workers <= 1:
+        return _pass(conn, table, statement, cursor, policy, batches, bars, steer)
+    conns = [db.sibling(conn) for _ in range(workers)]
+    done, errors = [0] * workers, []
+
+    def work(i: int) -> None:
+        try:
+            done[i] = _pass(conns[i], table, statement, cursor, policy, batches, bars, steer, worker=i + 1)
+        except BaseException as exc:   # noqa: BLE001 - handed to the caller's thread below
+            errors.append(exc)
+            cursor.stop()
+
+    threads = [threading.Thread(target=work, args=(i,), name=f"backfill {table} {i + 1}", daemon=True)
+               for i in range(workers)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.2)
+    except BaseException:              # KeyboardInterrupt: no new batch; cancel the running ones
+        cursor.stop()
+        for c in conns:
+            c.cancel_safe()
+        for thread in threads:
+            thread.join(5)
+        raise
+    finally:
+        for c in conns:
+            c.close()
+    if errors:
+        raise next((e for e in errors if isinstance(e, (Aborted, GateFailed))), errors[0])
+    return sum(done)
+
+
+@dataclass
+class _Ticket:
+    """One batch handed to a worker: where it starts, how far it spans (pages, or rows), its
+    number, and its failed tries so far (``smallest``: of those, at the smallest span)."""
+    at: object
+    span: int
+    number: int
+    tries: int = 0
+    smallest: int = 0
+    end: int = 0          # pages: the range this ticket is part of ends here
 
 
 class _Pages:
-    """Where the first pass is: heap pages [page, end) are left. A batch spans size / density
-    pages, density being the most rows per page (NULL or not) known: the table's average, a
-    full page's in a sample of pages, and every batch of this pass so far. So even where every
-    row is NULL a batch holds about ``size`` rows, however few NULLs the pages before had
-    (where the rows are done, batches are quick and the size grows toward max_batch_size)."""
+    """Where the first pass is: heap pages not yet handed out, and ranges handed back by a
+    failed try. A batch spans size / density pages, density being the most rows per page (NULL
+    or not) known: the table's average, a full page's in a sample of pages, and every batch
+    of this pass so far. So even where every row is NULL a batch holds about ``size`` rows,
+    however few NULLs the pages before had (where the rows are done, batches are quick and the
+    size grows toward max_batch_size). A failed try's pages come back with half the span, and
+    are handed out before any page after them: one worker walks the table in physical order.
+    Thread-safe: several workers take disjoint page ranges."""
 
     kind = "pages"
 
-    def __init__(self, end: int, *densities: float):
-        self.page, self.end = 0, end
+    def __init__(self, end: int, number: int, *densities: float):
+        self.frontier, self.end, self.number = 0, end, number
         self.density = max(1.0, *densities)     # rows per page, never below one
-        self.cap = MAX_BATCH_PAGES              # halved by each failed try, reset by a success
+        self.returned: list = []                # heap of (first page, end page, cap, number, tries, smallest)
+        self.busy, self.stopped = 0, False
+        self._cv = threading.Condition()
 
-    def more(self) -> bool:
-        return self.page < self.end
+    def claim(self, size: int) -> _Ticket | None:
+        """The next batch, or None when every page is done (waits while another worker's
+        batch may still come back)."""
+        with self._cv:
+            while not self.stopped:
+                want = int(size / self.density)
+                if self.returned:
+                    lo, end, cap, number, tries, smallest = heapq.heappop(self.returned)
+                    span = max(1, min(cap, end - lo, want))
+                    if lo + span < end:    # the rest of that range: a new batch, at full span
+                        self.number += 1
+                        heapq.heappush(self.returned, (lo + span, end, MAX_BATCH_PAGES, self.number, 0, 0))
+                    self.busy += 1
+                    return _Ticket(lo, span, number, tries, smallest, lo + span)
+                if self.frontier < self.end:
+                    span = max(1, min(MAX_BATCH_PAGES, self.end - self.frontier, want))
+                    self.number += 1
+                    self.frontier += span
+                    self.busy += 1
+                    return _Ticket(self.frontier - span, span, self.number, end=self.frontier)
+                if not self.busy:
+                    return None
+                self._cv.wait(0.5)
+            return None
 
-    def span(self, size: int) -> int:
-        return max(1, min(self.cap, self.end - self.page, int(size / self.density)))
+    def failed(self, ticket: _Ticket) -> None:
+        """Its pages come back, to be tried with half the span."""
+        with self._cv:
+            ticket.tries += 1
+            ticket.smallest += ticket.span == 1
+            heapq.heappush(self.returned, (ticket.at, ticket.at + ticket.span, max(1, ticket.span // 2),
+                                           ticket.number, ticket.tries, ticket.smallest))
+            self.busy -= 1
+            self._cv.notify_all()
 
-    def params(self, span: int) -> dict:
-        return {"lo": f"({self.page},0)", "hi": f"({self.page + span},0)"}
-
-    def where(self, span: int) -> str:
-        return f"page {self.page}" if span == 1 else f"pages {self.page} to {self.page + span - 1}"
-
-    def columns(self, size: int, span: int) -> dict:
-        return {"size": size, "pages": span}
-
-    def failed(self, span: int) -> None:
-        self.cap = max(1, span // 2)
-
-    def advance(self, span: int, result: dict) -> bool:
-        """Past a batch that succeeded; True: record it."""
-        self.page += span
-        self.cap = MAX_BATCH_PAGES
-        self.density = max(self.density, result["tuples"] / span)
+    def succeeded(self, ticket: _Ticket, result: dict) -> bool:
+        """A batch that committed; True: record it."""
+        with self._cv:
+            self.density = max(self.density, result["tuples"] / ticket.span)
+            self.busy -= 1
+            self._cv.notify_all()
         return True
+
+    def stop(self) -> None:
+        with self._cv:
+            self.stopped = True
+            self._cv.notify_all()
+
+    def params(self, ticket: _Ticket) -> dict:
+        return {"lo": f"({ticket.at},0)", "hi": f"({ticket.at + ticket.span},0)"}
+
+    def where(self, ticket: _Ticket) -> str:
+        return f"page {ticket.at}" if ticket.span == 1 else f"pages {ticket.at} to {ticket.at + ticket.span - 1}"
+
+    def columns(self, size: int, ticket: _Ticket) -> dict:
+        return {"size": size, "pages": ticket.span}
 
 
 class _Keys:
     """Where the second pass is: after primary key ``after``. A batch is the next ``size``
-    rows still NULL (fewer after a failed try: half as many each time)."""
+    rows still NULL (fewer after a failed try: half as many each time). One worker."""
 
     kind = "keyset"
 
-    def __init__(self):
-        self.after, self.finished, self.cap = "", False, None
+    def __init__(self, number: int):
+        self.after, self.finished, self.stopped, self.number = "", False, False, number
+        self.retry: _Ticket | None = None
 
-    def more(self) -> bool:
-        return not self.finished
+    def claim(self, size: int) -> _Ticket | None:
+        if self.finished or self.stopped:
+            return None
+        if self.retry:
+            ticket, self.retry = self.retry, None
+            ticket.span = max(1, min(size, ticket.span // 2))
+            return ticket
+        return _Ticket(self.after, max(1, size), self.number + 1)
 
-    def span(self, size: int) -> int:
-        return max(1, min(size, self.cap or size))
+    def failed(self, ticket: _Ticket) -> None:
+        ticket.tries += 1
+        ticket.smallest += ticket.span == 1
+        self.retry = ticket
 
-    def params(self, span: int) -> dict:
-        return {"after": self.after, "size": span}
-
-    def where(self, span: int) -> str:
-        return f"{span} row{'s' if span > 1 else ''} after id {self.after!r}"
-
-    def columns(self, size: int, span: int) -> dict:
-        return {"size": span, "pages": None}
-
-    def failed(self, span: int) -> None:
-        self.cap = max(1, span // 2)
-
-    def advance(self, span: int, result: dict) -> bool:
-        """Past a batch that succeeded; False when it found nothing: the pass is over."""
-        self.cap = None
+    def succeeded(self, ticket: _Ticket, result: dict) -> bool:
+        """False when it found nothing: the pass is over."""
         if not result["scanned"]:
             self.finished = True
             return False
+        self.number = ticket.number
         self.after = result["last_id"]
         return True
 
+    def stop(self) -> None:
+        self.stopped = True
 
-def _pass(conn, table, statement, cursor, policy, batches, bars) -> int:
-    """Batches until ``cursor`` is at its end; the rows updated. The size adapts toward
-    target_batch_ms. A batch that fails is tried again with half its span (and the size
-    halved with it) until it fits; only the smallest batch (one page, one row) failing
-    _Retry.MAX times more gives up. Failed tries are recorded too (their ``error`` set)."""
-    number = max((b["batch"] for b in batches if b["table"] == table), default=0)
-    size, done, tries, smallest = policy.batch_size, 0, 0, 0
-    while cursor.more():
-        span = cursor.span(size)
-        t0 = time.monotonic()
-        try:
-            result, ms = _batch(conn, table, statement, cursor.params(span), policy)
-        except _Retry as retry:
-            tries, smallest = tries + 1, smallest + (span == 1)
-            _record(batches, table, cursor.kind, number + 1, tries, cursor.columns(size, span), None,
-                    (time.monotonic() - t0) * 1000, bars, error=retry.args[0])
-            retry.wait(smallest, tries, table, cursor.where(span))
-            cursor.failed(span)
-            size = max(1, size // 2)
-            continue
-        if cursor.advance(span, result):
-            number += 1
-            done += _record(batches, table, cursor.kind, number, tries + 1, cursor.columns(size, span),
-                            result, ms, bars)
-        tries = smallest = 0
-        size = policy.next_size(size, ms)
-        _pause(policy)
+    def params(self, ticket: _Ticket) -> dict:
+        return {"after": ticket.at, "size": ticket.span}
+
+    def where(self, ticket: _Ticket) -> str:
+        return f"{ticket.span} row{'s' if ticket.span > 1 else ''} after id {ticket.at!r}"
+
+    def columns(self, size: int, ticket: _Ticket) -> dict:
+        return {"size": ticket.span, "pages": None}
+
+
+def _pass(conn, table, statement, cursor, policy, batches, bars, steer, worker: int = 1) -> int:
+    """One worker: batches from ``cursor`` until it has none left; the rows updated. The size
+    adapts toward target_batch_ms (time spent waiting for health or a pause is not a batch's
+    time). A batch that fails is tried again with half its span (and the size halved with it)
+    until it fits; only the smallest batch (one page, one row) failing _Retry.MAX times more
+    gives up. Failed tries are recorded too (their ``error`` set). Between batches, ``steer``
+    (health, the operator's commands, progress) and policy.pause_ms."""
+    size, done = policy.batch_size, 0
+    try:
+        while (ticket := cursor.claim(size)) is not None:
+            t0 = time.monotonic()
+            try:
+                result, ms = _batch(conn, table, statement, cursor.params(ticket), policy)
+            except _Retry as retry:
+                cursor.failed(ticket)
+                _record(batches, table, cursor.kind, ticket.number, ticket.tries,
+                        {**cursor.columns(size, ticket), "worker": worker}, None,
+                        (time.monotonic() - t0) * 1000, bars, error=retry.args[0])
+                retry.wait(ticket.smallest, ticket.tries, table, cursor.where(ticket))
+                size = max(1, size // 2)
+                continue
+            if cursor.succeeded(ticket, result):
+                updated = _record(batches, table, cursor.kind, ticket.number, ticket.tries + 1,
+                                  {**cursor.columns(size, ticket), "worker": worker}, result, ms, bars)
+                done += updated
+                steer.batch(table, result.get("scanned") or 0, size)
+            size = min(policy.max_batch_size, policy.next_size(size, ms))
+            steer.between(table)
+            _pause(policy)
+    except BaseException:
+        cursor.stop()
+        raise
     return done
 
 
 def _pause(policy: BatchPolicy) -> None:
-    """Between batches, when asked (replica lag, I/O)."""
+    """Between batches, when asked (batch_pause_ms; the operator may change it meanwhile)."""
     if policy.pause_ms:
         time.sleep(policy.pause_ms / 1000)
 
@@ -308,9 +630,14 @@ def _batch(conn, table, statement, params, policy) -> tuple[dict, float]:
         # wait for its WAL flush. Safe here: a crash can lose only the last batches' commits (at
         # most about 3 x wal_writer_delay), their rows are NULL again, and a re-run of the stage
         # (which touches only NULL rows) redoes them.
+        # In pipeline mode: BEGIN, the settings and the batch go in one round trip, COMMIT in
+        # a second (four otherwise).
         with db.settings(conn, lock_timeout=policy.lock_timeout, statement_timeout=policy.statement_timeout,
-                         synchronous_commit="off"), conn.transaction():
-            result = db.one(conn, statement, params, table=table)
+                         synchronous_commit="off"), conn.pipeline() as pipe, conn.transaction(), \
+                conn.cursor() as cur:
+            cur.execute(db.load_sql(statement, table=table), params)
+            pipe.sync()
+            result = cur.fetchone()
     except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable,
             psycopg.errors.DeadlockDetected) as exc:
         raise _Retry(str(exc).strip(), not isinstance(exc, psycopg.errors.QueryCanceled)) from None
@@ -322,7 +649,7 @@ def _batch(conn, table, statement, params, policy) -> tuple[dict, float]:
     return result, (time.monotonic() - t0) * 1000
 
 
-BATCH_COLUMNS = ["table", "pass", "batch", "try", "size", "pages", "tuples", "scanned", "updated",
+BATCH_COLUMNS = ["table", "pass", "batch", "worker", "try", "size", "pages", "tuples", "scanned", "updated",
                  "ms", "rows_per_s", "error"]
 
 
