@@ -28,6 +28,7 @@ from . import __version__, db
 from .paths import ROOT
 
 MANIFEST = "manifest.json"
+SUMMARY_MIME = "application/vnd.tenancy-runbook.summary+json"   # nb.summary(): a stage's facts
 PACKAGES = ("tenancy-runbook", "papermill", "nbclient", "nbconvert", "ipykernel", "ipython-sql",
             "prettytable", "pandas", "matplotlib", "sqlalchemy", "psycopg", "pyyaml", "squawk-cli")
 SECRET_NAME = re.compile(r"pass|secret|token|dsn|url|key|credential", re.I)
@@ -72,6 +73,64 @@ def gates(notebook: Path) -> list[dict]:
                     "started_at": run.get("start_time"), "ended_at": run.get("end_time"),
                     "message": db.redact(errors[0].get("evalue", "")) if errors else ""})
     return out
+
+
+def summary(notebook: Path) -> dict:
+    """The facts an executed notebook gave nb.summary() (several calls add up; {}: none)."""
+    if not notebook.exists():
+        return {}
+    try:
+        nb = nbformat.read(notebook, as_version=4)
+    except Exception:   # noqa: BLE001 - a notebook saved half-way is evidence still, without a summary
+        return {}
+    facts: dict = {}
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {}) if output.get("output_type") in ("display_data", "execute_result") else {}
+            if isinstance(data.get(SUMMARY_MIME), dict):
+                facts.update(data[SUMMARY_MIME])
+    return facts
+
+
+def summary_lines(facts: dict, skip=()) -> list[str]:
+    """One line per fact (``rows quarantined: Connection 2, MetricDaily 48``); None left out."""
+    lines = []
+    for key, value in facts.items():
+        if key in skip or value is None:
+            continue
+        label = key.removesuffix("_s").removesuffix("_bytes").replace("_", " ")
+        lines.append(f"{label}: {_fact(key, value)}")
+    return lines
+
+
+def _fact(key: str, value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        if key.endswith("_s"):
+            return f"{value:.1f} s"
+        if key.endswith("_bytes"):
+            from .control import size
+            return size(value)
+        return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+    if isinstance(value, dict):
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values())
+        if numeric:
+            parts = [f"{k} {_fact(key, v)}" for k, v in value.items() if v]
+            return ", ".join(parts) if parts else "none"
+        return ", ".join(f"{k} {_fact(str(k), v)}" for k, v in value.items() if v is not None) or "none"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_fact(key, v) for v in value) if value else "none"
+    return str(value)
+
+
+def plain(value):
+    """For json.dumps: numpy and pandas scalars as numbers, times as ISO text."""
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON: give numbers, text, lists and dicts")
 
 
 def _first_assert(source: str) -> str:

@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import __version__, runbook, runner
+from . import __version__, archive, control, db, runbook, runner
 from .db import redact
 from .errors import RunbookError
 
@@ -32,11 +32,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _mark_values(argv: list[str]) -> list[str]:
-    """``-p NAME VALUE``: a VALUE starting with '-' (``-p batch_statement_timeout -1s``) is a value,
-    so that its check can say what is wrong with it, not argparse "expected 2 arguments"."""
+    """``-p NAME VALUE`` (and ``control set NAME VALUE``): a VALUE starting with '-'
+    (``-p batch_statement_timeout -1s``) is a value, so that its check can say what is wrong
+    with it, not argparse "expected 2 arguments"."""
     out = list(argv)
     for i, token in enumerate(out[:-2]):
-        if token in ("-p", "--parameter") and out[i + 2].startswith("-"):
+        is_set = token == "set" and i > 0 and out[i - 1] == "control"
+        if (token in ("-p", "--parameter") or is_set) and out[i + 2].startswith("-"):
             out[i + 2] = VALUE_MARK + out[i + 2]
     return out
 
@@ -71,6 +73,23 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("run_dir", type=Path, help="a run directory, e.g. outputs/20261125T101500Z-1a2b3c")
     verify.set_defaults(handler=_verify)
 
+    status = sub.add_parser("status", help="the running backfill's progress, per table, as it reports it "
+                            "to the database (exit 0 while a run is active, 1 when none is)")
+    status.set_defaults(handler=_status)
+
+    steer = sub.add_parser("control", help="steer the running backfill: it applies the command between batches",
+                           description="Leave a command for the run that holds the database (DATABASE_URL). "
+                           "The backfill applies it between batches; refused (exit 1) when no run is active.")
+    actions = steer.add_subparsers(required=True, dest="action", metavar="ACTION")
+    actions.add_parser("pause", help="wait between batches until resume (or abort)")
+    actions.add_parser("resume", help="go on after a pause")
+    actions.add_parser("abort", help="stop after the current batch: the stage fails (exit 1), a re-run resumes")
+    setting = actions.add_parser("set", help="change a parameter of the running backfill: "
+                                 + ", ".join(control.SETTABLE))
+    setting.add_argument("name", metavar="NAME", help=" | ".join(control.SETTABLE))
+    setting.add_argument("value", metavar="VALUE", help="as -p takes it, e.g. 250 or 256MB")
+    steer.set_defaults(handler=_control)
+
     from . import demo, lab
     demo.add_arguments(sub.add_parser("demo", help="run the whole runbook on a throwaway embedded "
                                       "PostgreSQL seeded with synthetic Data Hub data"))
@@ -85,6 +104,9 @@ def _run(args) -> int:
     run_dir = args.run_dir or runner.new_run_dir()
     results = runner.run(book, stages, run_dir, on_stage=print_stage)
     code = report(results, run_dir, stages, named_run_dir=args.run_dir is not None)
+    if code == 0 and stages and stages[-1].name == book.stages[-1].name:
+        for line in (getattr(book, "next", "") or "").strip().splitlines():   # what to do after this run
+            print(line)
     if results and results[-1].status == "interrupted":
         sys.stdout.flush()
         sys.stderr.flush()
@@ -112,14 +134,47 @@ def _verify(args) -> int:
     return 1 if problems else 0
 
 
+def _status(args) -> int:
+    url = db.database_url()
+    with db.connect(url, read_only=True, statement_timeout=control.STATEMENT_TIMEOUT) as conn:
+        state = control.status(conn, db.describe(url))
+    for line in control.status_lines(state):
+        print(line)
+    return state.exit_code
+
+
+def _control(args) -> int:
+    name = getattr(args, "name", None)
+    value = getattr(args, "value", None)
+    value = value.removeprefix(VALUE_MARK) if value is not None else None
+    control.check_command(args.action, name, value)          # before connecting
+    url = db.database_url()
+    with db.connect(url, statement_timeout=control.STATEMENT_TIMEOUT) as conn:
+        sent = control.send(conn, args.action, name, value)
+    for line in control.sent_lines(sent):
+        print(line)
+    return 0
+
+
 def print_stage(result: runner.StageResult) -> None:
     if result.status == "interrupted":
         return               # report() says it, in one line
     print(f"{result.name:<28} {result.status:<12} {result.seconds:7.1f}s", flush=True)
+    for line in stage_facts(result):
+        print(f"    {line}", flush=True)
     if not result.ok:
         for line in result.message.strip().splitlines() or ["(no message)"]:
             print(f"    {line}")
         print(f"    see {result.output}")
+
+
+def stage_facts(result: runner.StageResult) -> list[str]:
+    """What an operator must know of a stage besides its result: its summary (nb.summary), its
+    waits for database health and the control actions applied during it."""
+    lines = archive.summary_lines(result.summary, skip=("throttle", "control"))
+    throttle = control.throttle_line(result.throttle or result.summary.get("throttle"))
+    lines += [throttle] if throttle else []
+    return lines + [control.action_line(a) for a in result.control]
 
 
 def report(results: list[runner.StageResult], run_dir: Path, planned=(), named_run_dir: bool = False) -> int:

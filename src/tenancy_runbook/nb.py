@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import json
+import os
+
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 import pandas as pd
 import psycopg
 
-from . import db, runlock
+from . import archive, db, runlock
 
 
 def connect(read_only: bool = False, statement_timeout: str | None = None,
@@ -87,8 +91,86 @@ def line(frame: pd.DataFrame, x: str, y: str, title: str, ylabel: str, by: str |
 
 
 def run_id(given: str) -> str:
-    """The runner's run id, or an ad-hoc one for a notebook run on its own."""
-    if given:
-        return given
-    from datetime import datetime, timezone
-    return "adhoc-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    """The runner's run id, or, for a notebook run on its own, the ad-hoc one it holds the
+    runbook's lock as (runlock.adhoc_run_id: "adhoc-<UTC time>-<hex>"), so that
+    ``tenancy-runbook control`` reaches it."""
+    return given or runlock.adhoc_run_id()
+
+
+def summary(**facts) -> None:
+    """What an operator must know of this stage, for the run's stage line and manifest.
+
+    Shown as one output: JSON under archive.SUMMARY_MIME (the runner puts it into the stage's
+    manifest record as ``summary`` and prints it under the stage's line) with a text/plain
+    line per fact. Each fact: a number, text, a list, or a dict (``{table: rows}``, zeros left
+    out of the line); a key ending in ``_s`` is seconds, in ``_bytes`` a size; None: left out.
+    Called several times, the facts add up (a later value of the same name wins).
+
+        nb.summary(rows_quarantined={"Connection": 2, "MetricDaily": 48})
+    """
+    from IPython.display import display
+
+    plain = json.loads(json.dumps(facts, default=archive.plain))
+    display({archive.SUMMARY_MIME: plain,
+             "text/plain": "\n".join(archive.summary_lines(plain)) or "(nothing to report)"}, raw=True)
+
+
+def terminal():
+    """The runner's terminal, for a progress bar there (None: the runner has none, or this is
+    not run by the runner). The runner names the device in backfill.PROGRESS_ENV; the kernel's
+    own stderr is no way there: ipykernel puts whatever is written to file descriptor 2 into
+    the notebook too. Writes that fail (the terminal went away) are dropped: a progress bar
+    never stops the work it shows."""
+    global _terminal
+    from .stages.backfill import PROGRESS_ENV
+
+    path = os.environ.get(PROGRESS_ENV, "")
+    if _terminal is not None and not _terminal.closed and _terminal.path == path:
+        return _terminal             # opened once per kernel
+    if not path.startswith("/"):
+        return None
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NOCTTY)
+    except OSError:
+        return None
+    if not os.isatty(fd):
+        os.close(fd)
+        return None
+    _terminal = _Terminal(fd, path)
+    return _terminal
+
+
+_terminal = None
+
+
+class _Terminal(io.TextIOBase):
+    """A text stream on a terminal device: tqdm draws on it."""
+
+    encoding = "utf-8"
+
+    def __init__(self, fd: int, path: str):
+        self._fd, self.path = fd, path
+
+    def write(self, text: str) -> int:
+        try:
+            os.write(self._fd, text.encode("utf-8", "replace"))
+        except OSError:
+            pass
+        return len(text)
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+        super().close()

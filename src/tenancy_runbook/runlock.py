@@ -8,8 +8,10 @@ holds it: the holding session carries its identity in its ``application_name``
 pg_stat_activity (whose ``backend_start`` says since when).
 
 A writing notebook run on its own (plain papermill, JupyterLab) takes the same lock through
-:func:`for_notebook`, kept for the kernel's life; under the runner it finds its own runner
-holding it and does nothing.
+:func:`for_notebook`, kept for the kernel's life, as the run :func:`adhoc_run_id` (the id
+``nb.run_id("")`` gives the notebook); under the runner it finds its own runner holding it
+and does nothing. So the run that holds the lock is always named by the run id its notebooks
+use: what ``tenancy-runbook control`` addresses (control.py) is what the backfill listens to.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -27,7 +30,8 @@ from .errors import RunbookError
 
 KEY = {"classid": 0x74726275, "objid": 0x6C6F636B}   # pg_try_advisory_lock(int4, int4): "trbu", "lock"
 PREFIX = "tenancy-runbook lock "
-NOTEBOOK = "notebook"          # the run id a notebook run on its own holds the lock as
+ADHOC = "adhoc-"               # a notebook run on its own holds the lock as run "adhoc-<UTC time>-<hex>"
+NOTEBOOK = "notebook"          # ... and did so as run "notebook" before (still recognised)
 NAME_MAX = 63                  # PostgreSQL keeps 63 bytes of an application_name
 STATEMENT_TIMEOUT = "10s"      # the lock session's own queries are small
 SQL = ("runlock/try_lock", "runlock/holder", "runlock/stop_backends", "runlock/run_backends")
@@ -38,6 +42,24 @@ WRITER_SQL = db.PROBE_SQL + ("runlock/holder", "runlock/try_lock")
 
 def host() -> str:
     return socket.gethostname()
+
+
+_adhoc_id: str | None = None
+
+
+def adhoc_run_id() -> str:
+    """This process's run id when it is a notebook run on its own (the same for its whole life):
+    the lock it takes (for_notebook) and what nb.run_id("") gives the notebook."""
+    global _adhoc_id
+    if _adhoc_id is None:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        _adhoc_id = f"{ADHOC}{stamp}-{uuid.uuid4().hex[:6]}"
+    return _adhoc_id
+
+
+def is_notebook(run_id: str) -> bool:
+    """Is ``run_id`` (from a lock label) a notebook run on its own?"""
+    return run_id == NOTEBOOK or run_id.startswith(ADHOC)
 
 
 def _ascii(text: str) -> str:
@@ -75,18 +97,24 @@ class Holder:
             return (f"database session {self.backend_pid} (application {self.application_name!r}, "
                     f"user {self.user}, from {self.client_addr or 'a local socket'}, since {since})")
         run_id, pid, where = parsed
-        who = "a notebook kernel" if run_id == NOTEBOOK else f"run {run_id}"
+        who = "a notebook kernel" if is_notebook(run_id) else f"run {run_id}"
         return f"{who} (pid {pid} on host {where}, since {since})"
 
     def advice(self) -> str:
         parsed = self.parsed
-        if parsed and parsed[0] == NOTEBOOK:
+        if parsed and is_notebook(parsed[0]):
             return ("shut that kernel down (JupyterLab: Kernel > Shut Down Kernel; papermill: let it end) "
                     "and try again")
         if parsed:
             return (f"wait for it to end, or stop it (Ctrl-C where it runs, or kill -TERM {parsed[1]} on "
                     f"{parsed[2]}: it stops cleanly), then run again")
         return f"wait for that session to end (or end it: SELECT pg_terminate_backend({self.backend_pid})), then run again"
+
+    def holds_for(self, run_id: str) -> bool:
+        """Is this the lock session of the run ``run_id``? Its label names that run (clipped as
+        label() clips it: a long run id is compared as far as the label keeps it)."""
+        parsed = self.parsed
+        return bool(parsed) and label(run_id, parsed[1], parsed[2]) == self.application_name
 
 
 def holder(conn: psycopg.Connection) -> Holder | None:
@@ -97,6 +125,20 @@ def holder(conn: psycopg.Connection) -> Holder | None:
     row = found[0]
     return Holder(row["backend_pid"], row["application_name"], row["backend_start"], row["user"],
                   row["client_addr"])
+
+
+def own(conn: psycopg.Connection, run_id: str) -> Holder | None:
+    """The lock's holder if it is the run ``run_id`` (its runner's session, or this process's
+    own notebook lock, whatever run id the notebook was given), else None."""
+    found = holder(conn)
+    if found is None:
+        return None
+    if found.holds_for(run_id):
+        return found
+    mine = _notebook_lock
+    if mine is not None and not mine.closed and found.backend_pid == mine.info.backend_pid:
+        return found
+    return None
 
 
 def _busy(url: str, found: Holder, what: str) -> RunbookError:
@@ -167,8 +209,9 @@ def for_notebook(conn: psycopg.Connection) -> None:
     """The lock for a writing notebook (nb.connect calls it), on ``conn``'s database.
 
     Under the runner (TENANCY_RUNBOOK_RUN_ID set, and that run, this kernel's parent process,
-    holds the lock) nothing is done. Otherwise the lock is taken on a connection of its own,
-    kept until the kernel ends; held by someone else, a RunbookError names them.
+    holds the lock) nothing is done. Otherwise the lock is taken on a connection of its own as
+    the run adhoc_run_id(), kept until the kernel ends; held by someone else, a RunbookError
+    names them.
     """
     global _notebook_lock
     if _notebook_lock is not None and not _notebook_lock.closed:
@@ -179,6 +222,6 @@ def for_notebook(conn: psycopg.Connection) -> None:
         found = holder(conn)
         if found and found.application_name == label(run_id, os.getppid(), host()):
             return
-    _notebook_lock = _take(url, label(NOTEBOOK, os.getpid(), host()),
+    _notebook_lock = _take(url, label(adhoc_run_id(), os.getpid(), host()),
                            "This notebook writes, so it waits for no one: run it again once that "
                            "run has ended. Nothing was done.")

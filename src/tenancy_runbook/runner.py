@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,7 +24,7 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -35,7 +36,7 @@ from nbclient.exceptions import CellExecutionError
 from papermill.exceptions import PapermillExecutionError
 from traitlets import default
 
-from . import archive, db, runlock
+from . import archive, control, db, runlock
 from .errors import RunbookError
 from .paths import OUTPUTS_DIR
 from .runbook import Runbook, Stage
@@ -118,6 +119,15 @@ class LocalKernelManager(AsyncKernelManager):
         base.mkdir(mode=0o700, exist_ok=True)
         return str(base / uuid.uuid4().hex)
 
+    async def _async_interrupt_kernel(self) -> None:
+        """jupyter_client interrupts a kernel (SIGINT) before every shutdown; a kernel still in a
+        message handler then logs "KeyboardInterrupt caught in kernel." onto the terminal. The
+        stage is over by then, so a shutdown does not interrupt (a signal to the run does,
+        through KERNELS)."""
+        if self.shutting_down:
+            return
+        await super()._async_interrupt_kernel()
+
     async def _async_launch_kernel(self, kernel_cmd, **kw) -> None:
         kw["stderr"] = subprocess.PIPE     # forwarded to ours by _forward_stderr
         await super()._async_launch_kernel(kernel_cmd, **kw)
@@ -126,23 +136,40 @@ class LocalKernelManager(AsyncKernelManager):
                          name="kernel stderr", daemon=True).start()
 
 
+# The kernel's own log lines about being interrupted (jupyter_client's SIGINT before a shutdown,
+# the runner's on a signal): machinery, not the runbook's, and alarming in a CI log.
+KERNEL_NOISE = re.compile(rb"^\[IPKernelApp\] \w+ \| KeyboardInterrupt caught in kernel\.?\r?$")
+
+
 def _forward_stderr(pipe) -> None:
-    """A kernel's stderr (progress bars, warnings) onto ours, until a signal stops the run: what a
-    kernel prints while it is interrupted and killed (libzmq's complaint about an interrupted
-    call, say) would bury the run's one line."""
+    """A kernel's stderr (what reaches its file descriptor 2 that is not a cell's output: a crash,
+    a library's complaint) onto ours, line by line, its interrupt log lines left out; nothing
+    once a signal stops the run: what a kernel prints while it is interrupted and killed
+    (libzmq's complaint about an interrupted call, say) would bury the run's one line."""
     fd = pipe.fileno()
+    held = b""
     try:
         while chunk := os.read(fd, 65536):
-            if not KERNELS.stopping and sys.stderr is not None:
-                try:
-                    sys.stderr.buffer.write(chunk)
-                    sys.stderr.flush()
-                except (OSError, ValueError, AttributeError):
-                    pass
+            *lines, held = (held + chunk).split(b"\n")
+            _write_stderr(b"".join(line + b"\n" for line in lines if not KERNEL_NOISE.match(line)))
+            if held.endswith(b"\r") or len(held) > 65536:   # a line redrawn in place: as it comes
+                _write_stderr(held)
+                held = b""
+        if held and not KERNEL_NOISE.match(held):
+            _write_stderr(held)
     except OSError:
         pass
     finally:
         pipe.close()
+
+
+def _write_stderr(data: bytes) -> None:
+    if data and not KERNELS.stopping and sys.stderr is not None:
+        try:
+            sys.stderr.buffer.write(data)
+            sys.stderr.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
 
 
 @dataclass
@@ -153,6 +180,9 @@ class StageResult:
     output: Path
     message: str = ""
     signal: int | None = None     # interrupted: by which signal
+    summary: dict = field(default_factory=dict)     # what the notebook gave nb.summary()
+    control: list = field(default_factory=list)     # control actions applied during the stage
+    throttle: dict | None = None                    # its waits for database health (control.throttle_summary)
 
     @property
     def ok(self) -> bool:
@@ -239,8 +269,8 @@ def run(book: Runbook, stages: list[Stage], run_dir: Path,
         lock = runlock.acquire(url, run_id)
         saved = {k: os.environ.get(k) for k in (db.RUN_ID_ENV, PROGRESS_ENV)}
         os.environ[db.RUN_ID_ENV] = run_id   # the kernels' connections carry it (and find the lock theirs)
-        # kernels also draw their progress bars on our terminal, when it is one
-        os.environ[PROGRESS_ENV] = "1" if sys.stderr is not None and sys.stderr.isatty() else "0"
+        # kernels also draw their progress bars on our terminal, when it is one (nb.terminal)
+        os.environ[PROGRESS_ENV] = terminal_path()
         try:
             return _run(book, stages, run_dir, url, lock, stop, on_stage)
         finally:
@@ -252,6 +282,16 @@ def run(book: Runbook, stages: list[Stage], run_dir: Path,
                     os.environ[key] = value
 
 
+def terminal_path(stream=None) -> str:
+    """The device of our stderr when it is a terminal ("" otherwise): the kernels open it to draw
+    their progress bars (their own stderr reaches the notebook, not us)."""
+    stream = sys.stderr if stream is None else stream
+    try:
+        return os.ttyname(stream.fileno()) if stream is not None and stream.isatty() else ""
+    except (OSError, ValueError, AttributeError):
+        return ""
+
+
 def _run(book, stages, run_dir, url, lock, stop, on_stage) -> list[StageResult]:
     target = archive.database(lock.conn, url)
     _make_run_dir(run_dir)
@@ -260,6 +300,7 @@ def _run(book, stages, run_dir, url, lock, stop, on_stage) -> list[StageResult]:
               "started_at": archive.now(), "operator": archive.operator(), "suite": archive.suite(),
               "database": target, "stages": []}
     results = []
+    evidence = control.RunRecord(lock)
     try:
         for stage in stages:
             started = archive.now()
@@ -270,6 +311,7 @@ def _run(book, stages, run_dir, url, lock, stop, on_stage) -> list[StageResult]:
                 lock.ensure()
                 result = _watched(stage, run_dir, lock, stop)
             results.append(result)
+            _add_evidence(result, evidence, record, stop)
             # an interrupted stage's HTML export is left out: nbconvert takes seconds, and a stop
             # must be quick (the notebook is archived; `jupyter nbconvert --to html` makes it later)
             html = result.status != "interrupted" and not stop.hard
@@ -286,6 +328,8 @@ def _run(book, stages, run_dir, url, lock, stop, on_stage) -> list[StageResult]:
         for stage in stages[len(results):]:
             record["stages"].append({"name": stage.name, "result": "not run",
                                      "parameters": archive.redact_parameters(stage.parameters)})
+        if not stop.hard:
+            record.update(_quietly(evidence.run) or {})
         record["ended_at"] = archive.now()
         interrupted = bool(results) and results[-1].status == "interrupted"
         record["result"] = ("interrupted" if interrupted
@@ -352,13 +396,31 @@ def _quietly(action, *args, **kwargs):
         return None
 
 
+def _add_evidence(result: StageResult, evidence: control.RunRecord, record: dict, stop: _Stop) -> None:
+    """The stage's summary (nb.summary) from its notebook, and from the database what control
+    actions and throttling happened during it; the run's totals so far into ``record``."""
+    result.summary = archive.summary(result.output)
+    if stop.hard:
+        return                  # at once: the run's record is what it is
+    during = _quietly(evidence.stage) or {}
+    result.control, result.throttle = during.get("control", []), during.get("throttle")
+    record.update(evidence.so_far())
+
+
 def _stage_record(stage: Stage, result: "StageResult", started: str, html: bool = True) -> dict:
     exists = result.output.exists()
-    return {"name": stage.name, "notebook": result.output.name if exists else None,
-            "html": archive.export_html(result.output).name if exists and html else None,
-            "parameters": archive.redact_parameters(stage.parameters),
-            "started_at": started, "ended_at": archive.now(), "seconds": round(result.seconds, 3),
-            "result": result.status, "message": result.message, "gates": archive.gates(result.output)}
+    out = {"name": stage.name, "notebook": result.output.name if exists else None,
+           "html": archive.export_html(result.output).name if exists and html else None,
+           "parameters": archive.redact_parameters(stage.parameters),
+           "started_at": started, "ended_at": archive.now(), "seconds": round(result.seconds, 3),
+           "result": result.status, "message": result.message, "gates": archive.gates(result.output)}
+    if result.summary:
+        out["summary"] = result.summary
+    if result.control:
+        out["control"] = result.control
+    if result.throttle:
+        out["throttle"] = result.throttle
+    return out
 
 
 def execute(stage: Stage, run_dir: Path, run_id: str) -> StageResult:
