@@ -267,3 +267,21 @@ def pgbouncer(server_url):
     yield start
     for bouncer in started:
         bouncer.stop()
+
+
+# --------------------------------------------------------------------------- a streaming replica
+@pytest.fixture
+def replica(server_url):
+    """A streaming replica of the test server, connected and streaming (replica.Replica:
+    .pause() / .resume() its replay, .lag_bytes() as the primary sees it, .url, .name), stopped and
+    deleted after the test, failed or not. Skips, saying why, only when the server cannot have one
+    made from here (not on this machine, replication not allowed); any other failure fails."""
+    from tenancy_runbook import replica as replicas
+    try:
+        standby = replicas.start_replica(server_url)
+    except replicas.ReplicaUnavailable as exc:
+        pytest.skip(f"no streaming replica of the test server: {exc}")
+    try:
+        yield standby
+    finally:
+        standby.stop()

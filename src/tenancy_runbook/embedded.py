@@ -50,18 +50,25 @@ def start() -> EmbeddedServer:
 
 def cleanup_stale() -> list[Path]:
     """Stop and delete every server under BASE whose owning process no longer runs."""
-    removed = []
-    for home in sorted(BASE.glob("pg-*")):
+    removed = stale_homes("pg-*")
+    for home in removed:
+        _stop_server(home / "data")
+        shutil.rmtree(home, ignore_errors=True)
+    return removed
+
+
+def stale_homes(pattern: str) -> list[Path]:
+    """The folders under BASE matching ``pattern`` whose owner.pid names a process that is gone
+    (or names none): what a killed test or benchmark left behind."""
+    stale = []
+    for home in sorted(BASE.glob(pattern)):
         try:
             owner = int((home / "owner.pid").read_text())
         except (OSError, ValueError):
             owner = None
-        if owner is not None and _alive(owner):
-            continue
-        _stop_server(home / "data")
-        shutil.rmtree(home, ignore_errors=True)
-        removed.append(home)
-    return removed
+        if owner is None or not _alive(owner):
+            stale.append(home)
+    return stale
 
 
 def _alive(pid: int) -> bool:
