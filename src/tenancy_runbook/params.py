@@ -163,12 +163,12 @@ PARAMS: dict[str, Param] = {p.name: p for p in (
     Param("backfill_workers", int, 1, "connections backfilling one table at once, each its own page "
           "(or key) ranges; more than 1 only with CPU and I/O to spare (see README)", minimum=1),
     Param("max_replica_lag", str, "64MB", "wait between batches while a standby replays this far behind "
-          "(pg_stat_replication); 0 = do not watch", size=True),
+          "(pg_stat_replication), 0: not watched", size=True),
     Param("on_autovacuum", str, "wait_wraparound", "wait_wraparound | wait | continue: wait between "
           "batches while autovacuum works on the table (only an anti-wraparound one, any, or never)",
           choices=AUTOVACUUM_CHOICES),
     Param("max_throttle_wait", str, "1h", "longest total wait for database health (replica lag, "
-          "autovacuum) in one stage, then stop clearly; 0 = no limit", duration=True),
+          "autovacuum) in one stage, then stop clearly, 0: no limit", duration=True),
     Param("batch_statement_timeout", str, "5s", "a batch running longer is cancelled and retried smaller",
           duration=True),
     Param("lock_timeout", str, "500ms", _DDL_LOCK, duration=True),

@@ -31,7 +31,7 @@ import pandas as pd
 import psycopg
 from tqdm import tqdm
 
-from .. import TENANT_TABLES, checks, db, locks, params, quarantine, runlock
+from .. import TENANT_TABLES, checks, control, db, health, locks, params, quarantine, runlock
 from ..errors import GateFailed
 from ..locks import DDLLog, RetryPolicy, run_ddl
 from ..params import CHOICES, check_values  # noqa: F401 (CHOICES: fail | quarantine, declared in params.py)
@@ -50,7 +50,7 @@ SQL = (checks.SQL + preflight.SQL[len(checks.SQL):]
        + ("backfill/guard", "backfill/guard_trigger", "backfill/guard_state",
           "backfill/extent", "backfill/density", "backfill/analyze")
        + tuple(dict.fromkeys(statement for step in STEPS for statement in step[1:]))
-       + quarantine.SQL + locks.SQL + runlock.WRITER_SQL)
+       + quarantine.SQL + locks.SQL + runlock.WRITER_SQL + health.SQL + control.SQL)
 
 
 @dataclass
@@ -112,11 +112,9 @@ class Steer:
         self.conn, self.policy = conn, policy
         self.throttle = None
         if policy.limits is not None:
-            from .. import health   # TEMP
             self.throttle = health.Throttle(policy.limits)
         self.live = None
         if run_id is not None:
-            from .. import control   # TEMP
             control.ensure(conn)
             self.live = control.Live(conn, run_id)
         self.applied: list[dict] = []
@@ -213,9 +211,11 @@ class Steer:
             return
         for command in self.live.poll():
             outcome = self._apply(command)
-            record = {**command, "outcome": outcome}
-            self.applied.append(record)
-            self._event("control", None, {k: str(v) if v is not None else None for k, v in record.items()})
+            self.applied.append({**command, "outcome": outcome})
+            try:
+                self.live.applied(command, outcome)
+            except psycopg.Error:
+                pass    # the evidence of it is kept in self.applied (the notebook shows it)
 
     def _apply(self, command: dict) -> str:
         action = command.get("action")
@@ -233,7 +233,6 @@ class Steer:
         return f"ignored: unknown action {action!r}"
 
     def _set(self, name: str, text) -> str:
-        from .. import control   # TEMP
         value = params.parse(name, text)
         problem = params.get(name).problem(value) if name in control.SETTABLE else f"{name} cannot be set"
         if problem:
@@ -263,14 +262,30 @@ class Steer:
 
     # -- evidence
     def actions(self) -> pd.DataFrame:
+        """Every command this backfill applied: when sent, what, by whom, what came of it."""
         columns = ["at", "action", "name", "value", "by_user", "by_host", "outcome"]
         return pd.DataFrame([{k: a.get(k) for k in columns} for a in self.applied], columns=columns)
 
-    def summary(self) -> dict:
-        out = {"throttle": self.throttle.summary() if self.throttle is not None else None,
-               "control": [f"{a.get('action')}{' ' + str(a.get('name')) + ' ' + str(a.get('value')) if a.get('action') == 'set' else ''}"
-                           f" by {a.get('by_user')}@{a.get('by_host')}" for a in self.applied]}
+    def facts(self) -> dict:
+        """For the stage's line and the manifest (nb.summary): throttling and control actions."""
+        out = {"backfill_workers": self.policy.workers} if self.policy.workers > 1 else {}
+        if self.throttle is not None and self.throttle.episodes:
+            throttle = self.throttle.summary()
+            out.update(throttled_s=throttle["seconds"], throttled_by_signal_s=throttle["by_signal"])
+        if self.throttle is not None and self.throttle.summary()["replica_lag_max_bytes"] is not None:
+            out["replica_lag_max_bytes"] = self.throttle.summary()["replica_lag_max_bytes"]
+        if self.applied:
+            out["control"] = [" ".join(str(a.get(k)) for k in ("action", "name", "value") if a.get(k) is not None)
+                              + f" by {a.get('by_user')}@{a.get('by_host')}" for a in self.applied]
         return out
+
+
+def quarantined(conn: psycopg.Connection, run_id: str) -> dict:
+    """Rows this run moved to the quarantine, per table (collisions' losers and their rows,
+    rows the rule cannot place)."""
+    found = quarantine.summary(conn)
+    found = found[found["run_id"] == run_id]
+    return {t: int(n) for t, n in found.groupby("table", sort=False)["rows"].sum().items()}
 
 
 def check_choice(name: str, value: str) -> str:
@@ -673,9 +688,10 @@ def _bars(table: str, total: int) -> list:
     """A progress bar in the notebook, and one on the runner's terminal when it asks."""
     bars = [tqdm(total=total, desc=table, unit="row", file=sys.stdout, mininterval=1.0,
                  ascii=True, dynamic_ncols=False, ncols=90)]
-    # the runner asks only when its own stderr is a terminal; ours is a pipe it forwards there
-    if os.environ.get(PROGRESS_ENV) == "1" and sys.__stderr__ is not None:
-        bars.append(tqdm(total=total, desc=f"  {table}", unit="row", file=sys.__stderr__,
+    from .. import nb     # (matplotlib: only where a bar is drawn)
+    terminal = nb.terminal()     # the runner's terminal, when it has one (PROGRESS_ENV)
+    if terminal is not None:
+        bars.append(tqdm(total=total, desc=f"  {table}", unit="row", file=terminal,
                          mininterval=0.5, leave=False, position=0, ncols=100))
     return bars
 
