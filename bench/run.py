@@ -6,12 +6,18 @@
 
 For each size it builds a Data Hub database (embedded server, or the server of DATABASE_URL:
 it creates databases there), then measures side by side, on identical copies of the data:
-  * the MetricDaily backfill: the runbook's keyset batches vs one UPDATE ... FROM;
+  * the MetricDaily backfill on an idle server: one UPDATE ... FROM vs the runbook's batches with
+    1 and with 2 workers (rows/s, longest batch, WAL written);
+  * the same with a streaming replica of the server attached (made with the server's own
+    pg_basebackup; when it cannot be, the report says why): the replica's replay lag, and the
+    time the batches waited for it under the default health limits;
   * writer latency (several connections inserting and updating rows in the tables) during
     both backfills, and during NOT NULL enforcement: the runbook's vs the seed's Option B;
   * the whole runbook from 20_backfill on, through papermill: peak memory of the runner and of
     each kernel, and papermill's own overhead per stage.
 It writes docs/benchmarks.md (+ .json, .png). Targets are reported, never asserted.
+--backfill-into, --idle-into and --preflight-into measure one part only and add it to an earlier
+run's results (the report says which invocation measured what).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from tenancy_runbook import archive, db, demo, embedded  # noqa: E402
+from tenancy_runbook.errors import GateFailed  # noqa: E402
 from tenancy_runbook.locks import DDLLog, RetryPolicy  # noqa: E402
 from tenancy_runbook.stages import add_workspace_columns, backfill, enforce_not_null  # noqa: E402
 
@@ -173,10 +180,10 @@ def add_preflight(admin: str, sizes: list[int], results_path: Path, work: Path) 
     return rewrite_report(results_path, data)
 
 
-def copy_of(admin: str, template: str, label: str) -> str:
+def copy_of(admin: str, template: str, label: str, statement: str = "bench/create_from_template") -> str:
     name = f"{template}_{label}"
     with db.connect(admin) as conn, db.outside_transaction(conn):
-        db.execute(conn, "bench/create_from_template", name=name, template=template)
+        db.execute(conn, statement, name=name, template=template)
     return db.with_database(admin, name)
 
 
@@ -187,42 +194,212 @@ def sample(url: str) -> list[dict]:
         return rows if len(rows) >= 200 else db.rows(conn, "bench/sample", {"limit": 2000, "percent": 100})
 
 
-def batched_backfill(url: str, writers: Writers | None) -> dict:
-    with db.connect(url) as conn, writers or contextlib.nullcontext():
+def wal_start(conn) -> str:
+    """A CHECKPOINT, then the WAL position an idle measurement starts from."""
+    db.execute(conn, "bench/checkpoint")
+    return db.one(conn, "bench/wal_position")["lsn"]
+
+
+def batched_backfill(url: str, writers: Writers | None, policy: backfill.BatchPolicy | None = None,
+                     lag: "LagSampler | None" = None) -> dict:
+    """The runbook's batches over MetricDaily (``policy``: the default BatchPolicy). Idle (no
+    writers): after a CHECKPOINT, with the WAL it wrote. With ``policy.limits`` the health
+    throttle watches the server (a replica's lag) and its summary is kept."""
+    policy = policy or backfill.BatchPolicy()
+    stopped = None
+    with db.connect(url) as conn, contextlib.ExitStack() as around:
+        since = None if writers else wal_start(conn)
+        for helper in (writers, lag):
+            if helper:
+                around.enter_context(helper)
+        steer = backfill.Steer(conn, policy)
         batches = []
         t0 = time.monotonic()
-        done = backfill.backfill_table(conn, "MetricDaily", backfill.BatchPolicy(), batches, progress=False)
+        try:
+            done = backfill.backfill_table(conn, "MetricDaily", policy, batches, progress=False, steer=steer)
+        except GateFailed as exc:      # the throttle's bound (max_wait_s) passed: what was done stays
+            if steer.throttle is None:
+                raise
+            done, stopped = sum(b["updated"] or 0 for b in batches), str(exc)
         t1 = time.monotonic()
+        wal = None if since is None else int(db.one(conn, "bench/wal_since", {"since": since})["bytes"])
     tries = len(batches)
     batches = [b for b in batches if not b.get("error")]       # the ones that committed
     out = {"rows": done, "seconds": round(t1 - t0, 2), "rows_per_s": round(done / (t1 - t0)),
            "batches": len(batches), "retries": tries - len(batches), "max_batch_ms": max(b["ms"] for b in batches),
            "p50_batch_ms": sorted(b["ms"] for b in batches)[len(batches) // 2]}
+    if policy.workers > 1:
+        out["workers"] = policy.workers
+        out["batches_per_worker"] = {str(w): sum(b["worker"] == w for b in batches)
+                                     for w in range(1, policy.workers + 1)}
+    if wal is not None:
+        out["wal_bytes"] = wal
+    if steer.throttle is not None:
+        out["throttle"] = steer.throttle.summary()
+    if stopped:
+        out["stopped"] = stopped
     if writers:
         out["writers"] = writers.stats(t0, t1)     # after the writers stopped (see stats)
+    if lag:
+        out.update(lag.result())
     return out
 
 
-def single_update(url: str, writers: Writers | None) -> dict:
-    with db.connect(url) as conn, writers or contextlib.nullcontext():
+def single_update(url: str, writers: Writers | None, lag: "LagSampler | None" = None) -> dict:
+    """sql/bench/single_update.sql in one transaction. Idle (no writers): after a CHECKPOINT,
+    with the WAL it wrote."""
+    with db.connect(url) as conn, contextlib.ExitStack() as around:
+        since = None if writers else wal_start(conn)
+        for helper in (writers, lag):
+            if helper:
+                around.enter_context(helper)
         t0 = time.monotonic()
         done = db.execute(conn, "bench/single_update")
         t1 = time.monotonic()
+        wal = None if since is None else int(db.one(conn, "bench/wal_since", {"since": since})["bytes"])
     out = {"rows": done, "seconds": round(t1 - t0, 2), "rows_per_s": round(done / (t1 - t0))}
+    if wal is not None:
+        out["wal_bytes"] = wal
     if writers:
         out["writers"] = writers.stats(t0, t1)
+    if lag:
+        out.update(lag.result())
+    return out
+
+
+def on_copies(admin: str, template: str, prefix: str, measures: dict, statement: str = "bench/create_from_template"
+              ) -> dict:
+    """Each of ``measures`` (label -> measure(url)) on a copy of the template of its own, dropped after."""
+    out = {}
+    for label, measure in measures.items():
+        url = copy_of(admin, template, f"{prefix}_{label}", statement)
+        try:
+            out[label] = measure(url)
+        finally:
+            demo.drop_database(admin, f"{template}_{prefix}_{label}")
     return out
 
 
 def measure_idle(admin: str, template: str) -> dict:
-    """Both backfills with nothing else running, each on a copy of its own."""
-    idle = {}
-    for label, measure in (("batched", batched_backfill), ("single_update", single_update)):
-        url = copy_of(admin, template, f"idle_{label}")
-        idle[label] = measure(url, None)
-        demo.drop_database(admin, f"{template}_idle_{label}")
+    """Both backfills with nothing else running, each on a copy of its own (--idle-into)."""
+    idle = on_copies(admin, template, "idle", {"batched": lambda url: batched_backfill(url, None),
+                                               "single_update": lambda url: single_update(url, None)})
     idle["ratio"] = round(idle["batched"]["rows_per_s"] / idle["single_update"]["rows_per_s"], 3)
     return idle
+
+
+def measure_throughput(admin: str, template: str) -> dict:
+    """On an idle server, each on a copy of its own and right after a CHECKPOINT: the batched
+    backfill with 1 worker (the default BatchPolicy) and with 2, and the single UPDATE; rows/s,
+    longest batch and WAL written, and their ratios to the single UPDATE."""
+    out = on_copies(admin, template, "thr", {
+        "batched": lambda url: batched_backfill(url, None),
+        "batched_2_workers": lambda url: batched_backfill(url, None, backfill.BatchPolicy(workers=2)),
+        "single_update": lambda url: single_update(url, None)})
+    single = out["single_update"]
+    out["ratio"] = round(out["batched"]["rows_per_s"] / single["rows_per_s"], 3)
+    out["ratio_2_workers"] = round(out["batched_2_workers"]["rows_per_s"] / single["rows_per_s"], 3)
+    out["wal_bytes_ratio"] = round(out["batched"]["wal_bytes"] / single["wal_bytes"], 3)
+    return out
+
+
+class LagSampler:
+    """The bench replica's replay lag as the primary sees it, every EVERY_S, while a step runs;
+    then how long after the step the replica had replayed all it wrote."""
+
+    EVERY_S = 0.1
+    CATCH_UP_S = 3600.0
+
+    def __init__(self, admin: str, name: str):
+        self.admin, self.name = admin, name
+        self.lags: list[int] = []
+        self.stop, self.thread, self.error = threading.Event(), None, None
+        self.sampling = threading.Event()
+
+    def __enter__(self):
+        """Returns once the first sample is taken: a short step is sampled too."""
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        self.sampling.wait(30)
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        self.ended = time.monotonic()
+
+    def _run(self):
+        try:
+            with db.connect(self.admin) as conn:
+                while not self.stop.is_set():
+                    lag = db.one(conn, "bench/replica_lag", {"name": self.name})["lag_bytes"]
+                    if lag is not None:
+                        self.lags.append(int(lag))
+                    self.sampling.set()
+                    self.stop.wait(self.EVERY_S)
+        except Exception as exc:   # noqa: BLE001 - reported with the figures, never hidden
+            self.error = f"{type(exc).__name__}: {db.redact(str(exc)).strip()[:200]}"
+        finally:
+            self.sampling.set()
+
+    def replayed(self) -> float | None:
+        """Seconds until the replica has replayed the WAL up to the position now (None: not
+        within CATCH_UP_S)."""
+        t0 = time.monotonic()
+        with db.connect(self.admin) as conn:
+            lsn = db.one(conn, "bench/wal_position")["lsn"]
+            while not db.one(conn, "bench/replica_replayed", {"lsn": lsn, "name": self.name})["replayed"]:
+                if time.monotonic() - t0 > self.CATCH_UP_S:
+                    return None
+                time.sleep(self.EVERY_S)
+        return round(time.monotonic() - t0, 2)
+
+    def result(self) -> dict:
+        """After the step: the largest lag sampled, and the seconds from the step's end until
+        the replica had replayed everything (waited for now)."""
+        since_end = time.monotonic() - self.ended
+        caught_up = self.replayed()
+        out = {"replica_lag_max_bytes": max(self.lags) if self.lags else None, "lag_samples": len(self.lags),
+               "replica_caught_up_s": None if caught_up is None else round(since_end + caught_up, 2)}
+        if self.error:
+            out["lag_sampler_error"] = self.error
+        return out
+
+
+def measure_replica(admin: str, template: str, server_version: str) -> dict:
+    """With a streaming replica of the server attached (replica.start_replica: the server's own
+    binaries; it must run on this machine): the single UPDATE, and the batched backfill with the
+    default health limits (health.Limits(): it waits while the replica is more than 64 MB behind),
+    each on a copy of its own once the replica has replayed the copy. The largest replay lag
+    sampled every 100 ms, the time the batches spent throttled, and how long after each step the
+    replica had caught up. When no replica can be made here: why."""
+    from tenancy_runbook import health, replica as replicas
+    try:
+        standby = replicas.start_replica(admin, timeout=LagSampler.CATCH_UP_S)
+    except replicas.ReplicaError as exc:
+        kind = "cannot be made here" if isinstance(exc, replicas.ReplicaUnavailable) else "failed to start"
+        why = " ".join(db.redact(str(exc)).split())[:500]     # one line: it goes into a table cell
+        return {"unavailable": f"a streaming replica {kind}: {why}"}
+    # FILE_COPY (PostgreSQL 15+): the standby copies the template's files instead of replaying them
+    statement = ("bench/create_from_template_file_copy" if int(server_version.split(".")[0]) >= 15
+                 else "bench/create_from_template")
+
+    def on_replica(measure):
+        def run(url: str) -> dict:
+            lag = LagSampler(admin, standby.name)
+            lag.replayed()                      # the copy itself replayed before the step starts
+            return measure(url, lag)
+        return run
+
+    try:
+        out = on_copies(admin, template, "rep", {
+            "single_update": on_replica(lambda url, lag: single_update(url, None, lag)),
+            "batched": on_replica(lambda url, lag: batched_backfill(
+                url, None, backfill.BatchPolicy(limits=health.Limits()), lag))}, statement)
+    finally:
+        standby.stop()
+    out["replica"] = f"streaming replica on this machine ({server_version}), replay reported every second"
+    return out
 
 
 def earlier_results(results_path: Path, sizes: list[int]) -> tuple[dict, dict]:
@@ -257,16 +434,65 @@ def add_idle(admin: str, sizes: list[int], results_path: Path) -> int:
     return rewrite_report(results_path, data)
 
 
-def measure_backfills(admin: str, template: str) -> dict:
-    """Both backfills on an idle server (the cost of batching alone), then both again under the
-    writers' load (what the application sees; the single UPDATE makes the writers wait, so it
-    has the CPUs to itself while the batches share them)."""
-    idle = measure_idle(admin, template)
+def measure_backfills(admin: str, template: str, server_version: str) -> dict:
+    """The backfills on an idle server (the cost of batching alone; 1 and 2 workers; WAL), with a
+    replica attached (its lag, the time throttled), then both again under the writers' load
+    (what the application sees; the single UPDATE makes the writers wait, so it has the CPUs to
+    itself while the batches share them)."""
+    throughput = measure_throughput(admin, template)
+    say_throughput(throughput)
+    replica = measure_replica(admin, template, server_version)
+    say_replica(replica)
     a, b = copy_of(admin, template, "a"), copy_of(admin, template, "b")
     out = {"batched": batched_backfill(a, Writers(a, sample(a))),
-           "single_update": single_update(b, Writers(b, sample(b))), "idle": idle}
+           "single_update": single_update(b, Writers(b, sample(b))), "throughput": throughput, "replica": replica}
     out["ratio"] = round(out["batched"]["rows_per_s"] / out["single_update"]["rows_per_s"], 3)
     return out, a, b
+
+
+def say_throughput(t: dict) -> None:
+    mb = lambda part: round(t[part]["wal_bytes"] / 2**20, 1)  # noqa: E731
+    print(f"   backfill, idle: single UPDATE {t['single_update']['rows_per_s']:,} rows/s; batched, 1 worker "
+          f"{t['batched']['rows_per_s']:,} rows/s (ratio {t['ratio']}, longest batch {t['batched']['max_batch_ms']} ms); "
+          f"2 workers {t['batched_2_workers']['rows_per_s']:,} rows/s (ratio {t['ratio_2_workers']}, longest batch "
+          f"{t['batched_2_workers']['max_batch_ms']} ms); WAL MB {mb('single_update')} / {mb('batched')} / "
+          f"{mb('batched_2_workers')} (ratio {t['wal_bytes_ratio']})", flush=True)
+
+
+def say_replica(r: dict) -> None:
+    if "unavailable" in r:
+        print(f"   replica: none ({r['unavailable']})", flush=True)
+        return
+    mb = lambda v: None if v is None else round(v / 2**20, 1)  # noqa: E731
+    print(f"   with a replica: max lag MB single UPDATE {mb(r['single_update']['replica_lag_max_bytes'])}, batched "
+          f"{mb(r['batched']['replica_lag_max_bytes'])} (throttled {r['batched']['throttle']['seconds']} s in "
+          f"{r['batched']['throttle']['episodes']} episode(s))", flush=True)
+
+
+def add_backfill(admin: str, sizes: list[int], results_path: Path) -> int:
+    """--backfill-into: measure only the backfills on an idle server (1 and 2 workers, the single
+    UPDATE, WAL) and with a replica attached, on a fresh seed of each size, and add them to an
+    earlier run's results; then write its report again, which says which invocation (and which
+    commit) measured them."""
+    data, by_rows = earlier_results(results_path, sizes)
+    with db.connect(admin) as conn:
+        version = db.one(conn, "archive/server")["server_version"]
+    suite = archive.suite()
+    by = {"added_by": " ".join(["bench/run.py", *sys.argv[1:]]), "git_commit": suite["git_commit"],
+          "git_dirty": suite["git_dirty"], "postgresql": version}
+    for rows in sizes:
+        print(f"== {rows:,} MetricDaily rows, backfills only (idle: 1 and 2 workers, WAL; with a replica)", flush=True)
+        template, _ = build_template(admin, rows)
+        try:
+            throughput = measure_throughput(admin, template)
+            say_throughput(throughput)
+            replica = measure_replica(admin, template, version)
+            say_replica(replica)
+        finally:
+            demo.drop_database(admin, template)
+        by_rows[rows]["backfill"]["throughput"] = {**throughput, **by}
+        by_rows[rows]["backfill"]["replica"] = {**replica, **by}
+    return rewrite_report(results_path, data)
 
 
 def measure_enforcement(a: str, b: str) -> dict:
@@ -347,6 +573,10 @@ def main() -> int:
                         help="measure only the backfills on an idle server and add them to these results")
     parser.add_argument("--preflight-into", type=Path, metavar="RESULTS_JSON",
                         help="measure only 00_preflight (before and after migration 1) and add it to these results")
+    parser.add_argument("--backfill-into", type=Path, metavar="RESULTS_JSON",
+                        help="measure only the backfills on an idle server (single UPDATE, batches with 1 and 2 "
+                             "workers, WAL) and with a streaming replica (lag, time throttled), and add them to "
+                             "these results")
     args = parser.parse_args()
     sizes = sorted(args.rows or [200_000])
     server = None
@@ -354,8 +584,10 @@ def main() -> int:
     if not admin:
         server = embedded.start()
         admin = server.url
-    if args.idle_into or args.preflight_into:
+    if args.idle_into or args.preflight_into or args.backfill_into:
         try:
+            if args.backfill_into:
+                return add_backfill(admin, sizes, args.backfill_into)
             if args.idle_into:
                 return add_idle(admin, sizes, args.idle_into)
             with tempfile.TemporaryDirectory() as work:
@@ -373,10 +605,7 @@ def main() -> int:
                 template, built = build_template(admin, rows, Path(work))
                 print(f"   seeded in {built['seed_s']} s: {built['counts']}", flush=True)
                 print(f"   00_preflight: {built['preflight']}", flush=True)
-                backfills, a, b = measure_backfills(admin, template)
-                idle = backfills["idle"]
-                print(f"   backfill, idle: batched {idle['batched']['rows_per_s']:,} rows/s, single UPDATE "
-                      f"{idle['single_update']['rows_per_s']:,} rows/s (ratio {idle['ratio']})", flush=True)
+                backfills, a, b = measure_backfills(admin, template, version)
                 print(f"   backfill, writers: batched {backfills['batched']['rows_per_s']:,} rows/s, single UPDATE "
                       f"{backfills['single_update']['rows_per_s']:,} rows/s (ratio {backfills['ratio']})", flush=True)
                 enforcement = measure_enforcement(a, b)
