@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import pty
+import re
 import select
 import signal
 import socket
@@ -18,6 +19,8 @@ import nbformat
 import pytest
 from conftest import cli, query, run_runbook
 from test_runlock import notebook_lock  # noqa: F401 (a fixture)
+from test_live import wait_for
+from test_signals import start_run
 
 from tenancy_runbook import control, db, nb, runlock, runner
 from tenancy_runbook.errors import RunbookError
@@ -333,6 +336,19 @@ def test_a_kernel_draws_on_the_runners_terminal_and_not_into_the_notebook(databa
     assert "terminal: False" in notebook_outputs(tmp_path / "pipe" / "probe.ipynb"), "no terminal: no bar"
 
 
+def test_tenancy_runbook_run_shows_the_backfill_progress_on_its_terminal(datahub, tmp_path):
+    url = datahub(metric_days=60)
+    code, screen = run_on_a_terminal([sys.executable, "-m", "tenancy_runbook", "run", "runbooks/datahub-tenancy.yaml",
+                                      "--run-dir", str(tmp_path / "run"), "--to", "20_backfill"], production_env(url))
+    assert code == 0, screen
+    assert re.search(r"\r  MetricDaily: +\d+%\|.*\| \d+/2880 \[", screen), screen
+    assert "20_backfill                  ok" in screen
+    assert "IPKernelApp" not in screen and "KeyboardInterrupt" not in screen, screen
+    stderr = [o for c in json.loads((tmp_path / "run" / "20_backfill.ipynb").read_text())["cells"]
+              for o in c.get("outputs", []) if o.get("name") == "stderr"]
+    assert not any("MetricDaily" in "".join(o["text"]) for o in stderr), "the terminal's bar is not in the notebook"
+
+
 def test_kernel_interrupt_log_lines_never_reach_the_terminal(capfd):
     read, write = os.pipe()
     os.write(write, b"[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel.\n"
@@ -377,3 +393,64 @@ def test_the_terminal_is_the_runners_stderr_device():
     finally:
         os.close(master)
         os.close(slave)
+
+
+# --------------------------------------------------------------------------- end to end
+def wait_for_status(url: str, words: str, timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = cli("status", url=url)
+        if words in result.stdout:
+            return result.stdout
+        time.sleep(0.2)
+    raise AssertionError(f"status never showed {words!r}: {result.stdout}{result.stderr}")
+
+
+def placed(url: str) -> int:
+    return query(url, 'SELECT count("workspaceId") FROM "MetricDaily"')[0][0]
+
+
+def test_an_operator_pauses_sets_and_aborts_a_running_backfill_from_another_process(datahub, tmp_path):
+    url = datahub(metric_days=300)                       # 14,400 MetricDaily rows
+    columns = run_runbook(url, tmp_path / "columns", "--to", "10_add_workspace_columns")
+    assert columns.returncode == 0, columns.stdout + columns.stderr
+    run_dir = tmp_path / "steered"
+    proc = start_run(url, run_dir, "--from", "20_backfill", "--to", "20_backfill", "-p", "batch_size", "20",
+                     "-p", "min_batch_size", "10", "-p", "max_batch_size", "20", "-p", "batch_pause_ms", "100")
+    wait_for_status(url, f"run {run_dir.name} is active")
+    paused = cli("control", "pause", url=url)            # sent early: taken at the backfill's first batch
+    assert paused.returncode == 0 and f"to run {run_dir.name} (pid {proc.pid} " in paused.stdout, paused.stderr
+    screen = wait_for_status(url, " paused")
+    assert f"run {run_dir.name} is active" in screen, screen
+    before = placed(url)
+    time.sleep(1.5)                                      # several batches' time: none runs while paused
+    assert placed(url) == before, "paused: no batch ran"
+
+    assert cli("control", "set", "max_batch_size", "40", url=url).returncode == 0
+    assert cli("control", "resume", url=url).returncode == 0
+    wait_for(lambda: placed(url) > before, "the backfill to go on after resume")
+    assert cli("control", "pause", url=url).returncode == 0
+    wait_for_status(url, " paused")
+    assert cli("control", "abort", url=url).returncode == 0
+    stdout, stderr = proc.communicate(timeout=120)
+
+    assert proc.returncode == 1, stdout + stderr
+    assert "20_backfill                  gate failed" in stdout and "Traceback" not in stdout + stderr
+    assert "aborted by `tenancy-runbook control abort`" in stdout, stdout
+    actions = [line.split(" by ")[0].removeprefix("    control: ") for line in stdout.splitlines()
+               if line.startswith("    control: ")]
+    assert actions == ["pause", "set max_batch_size 40", "resume", "pause", "abort"], stdout
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert [a["action"] for a in manifest["control"]] == ["pause", "set", "resume", "pause", "abort"]
+    assert all(a["by_user"] and a["by_host"].startswith(socket.gethostname()) and a["outcome"] and a["applied_at"]
+               for a in manifest["control"]), manifest["control"]
+    assert manifest["stages"][0]["control"] == manifest["control"]
+    ended = cli("status", url=url)
+    assert ended.returncode == 1 and " aborted" in ended.stdout, ended.stdout
+
+    done, total = query(url, 'SELECT count("workspaceId"), count(*) FROM "MetricDaily"')[0]
+    assert 0 < done < total, "aborted while the backfill was under way"
+    resumed = run_runbook(url, tmp_path / "resumed", "--from", "20_backfill", "--to", "20_backfill")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert query(url, 'SELECT count(*) FROM "MetricDaily" WHERE "workspaceId" IS NULL') == [(0,)]
+

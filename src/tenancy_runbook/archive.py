@@ -93,10 +93,15 @@ def summary(notebook: Path) -> dict:
 
 
 def summary_lines(facts: dict, skip=()) -> list[str]:
-    """One line per fact (``rows quarantined: Connection 2, MetricDaily 48``); None left out."""
+    """One line per fact (``rows quarantined: Connection 2, MetricDaily 48``); None left out.
+    ``throttle`` (health.Throttle.summary()) reads as control.throttle_line() does."""
     lines = []
     for key, value in facts.items():
         if key in skip or value is None:
+            continue
+        if key == "throttle" and isinstance(value, dict):
+            from .control import throttle_line
+            lines += [throttle_line(value) or "throttled: never"]
             continue
         label = key.removesuffix("_s").removesuffix("_bytes").replace("_", " ")
         lines.append(f"{label}: {_fact(key, value)}")

@@ -171,7 +171,10 @@ def print_stage(result: runner.StageResult) -> None:
 def stage_facts(result: runner.StageResult) -> list[str]:
     """What an operator must know of a stage besides its result: its summary (nb.summary), its
     waits for database health and the control actions applied during it."""
-    lines = archive.summary_lines(result.summary, skip=("throttle", "control"))
+    skip = {"throttle"} | ({"control"} if result.control else set())   # read from the database, below
+    if result.throttle:                      # so is what the notebook said of throttling
+        skip |= {k for k in result.summary if k.startswith(("throttle", "replica_lag"))}
+    lines = archive.summary_lines(result.summary, skip=skip)
     throttle = control.throttle_line(result.throttle or result.summary.get("throttle"))
     lines += [throttle] if throttle else []
     return lines + [control.action_line(a) for a in result.control]
