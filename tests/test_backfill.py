@@ -24,18 +24,19 @@ def migrated(datahub):
     return url
 
 
-@pytest.mark.parametrize("kind", ["pages", "keyset"])
-def test_each_pass_alone_places_every_row_by_the_rule(migrated, kind):
+@pytest.mark.parametrize("kind, workers", [("pages", 1), ("keyset", 1), ("pages", 2), ("keyset", 2)])
+def test_each_pass_alone_places_every_row_by_the_rule(migrated, kind, workers):
     expected = expected_workspaces(migrated)
     assert any(ws is None for ws in expected["MetricDaily"].values()), "the seed must have unplaceable rows"
     batches = []
+    policy = backfill.BatchPolicy(batch_size=7, min_batch_size=5, max_batch_size=9, workers=workers)
     with db.connect(migrated) as conn:
         for table, pages, keyset in backfill.STEPS:
             if kind == "pages":
                 todo = int(db.one(conn, "common/null_count", table=table)["nulls"])
-                backfill._page_pass(conn, table, pages, POLICY, batches, [], todo)
+                backfill._page_pass(conn, table, pages, policy, batches, [], todo)
             else:
-                backfill._keyset_pass(conn, table, keyset, POLICY, batches, [])
+                backfill._keyset_pass(conn, table, keyset, policy, batches, [])
     assert actual_workspaces(migrated) == expected
     assert {b["pass"] for b in batches} == {kind}
     per_table = {t: sum(1 for b in batches if b["table"] == t) for t in TENANT}
@@ -69,10 +70,12 @@ def test_no_batch_reads_the_whole_table(datahub, tmp_path, table):
         backfill.install_guard(conn, RetryPolicy(), DDLLog())
         db.execute(conn, "backfill/analyze", table=table)
         by_pages = plan(conn, pages, {"lo": "(10,0)", "hi": "(60,0)"}, table)
-        by_key = plan(conn, keyset, {"after": "", "size": 5000}, table)
+        by_key = plan(conn, keyset, {"after": "", "size": 5000, "upto": None}, table)
+        in_range = plan(conn, keyset, {"after": "", "size": 5000, "upto": "z"}, table)   # several workers
     seq_scan = f'Seq Scan on "{table}"'
     assert seq_scan not in by_pages and "Tid Range Scan" in by_pages, by_pages
     assert seq_scan not in by_key and f'{table}_pkey' in by_key, by_key
+    assert seq_scan not in in_range and f'{table}_pkey' in in_range, in_range
 
 
 def test_the_guards_function_agrees_with_the_rule_for_every_user(migrated):

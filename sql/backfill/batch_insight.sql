@@ -7,6 +7,7 @@ WITH batch AS MATERIALIZED (
                 ELSE tenancy_runbook.user_workspace("userId") END AS ws
     FROM "Insight" i
     WHERE "workspaceId" IS NULL AND "id" > %(after)s
+      AND ("id" <= %(upto)s OR %(upto)s::text IS NULL)   -- a worker's range of keys (key_bound.sql)
     ORDER BY "id"
     LIMIT %(size)s
 ), updated AS (

@@ -5,6 +5,7 @@ WITH batch AS MATERIALIZED (
     SELECT "id"
     FROM "MetricDaily"
     WHERE "workspaceId" IS NULL AND "id" > %(after)s
+      AND ("id" <= %(upto)s OR %(upto)s::text IS NULL)   -- a worker's range of keys (key_bound.sql)
     ORDER BY "id"
     LIMIT %(size)s
 ), updated AS (

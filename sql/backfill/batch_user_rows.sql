@@ -6,6 +6,7 @@ WITH batch AS MATERIALIZED (
     SELECT "id", tenancy_runbook.user_workspace("userId") AS ws
     FROM {table}
     WHERE "workspaceId" IS NULL AND "id" > %(after)s
+      AND ("id" <= %(upto)s OR %(upto)s::text IS NULL)   -- a worker's range of keys (key_bound.sql)
     ORDER BY "id"
     LIMIT %(size)s
 ), updated AS (

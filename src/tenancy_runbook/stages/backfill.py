@@ -48,7 +48,7 @@ SAMPLE_PAGES = 1000      # pages read at random for the rows a full page holds (
 PROGRESS_ENV = "TENANCY_RUNBOOK_PROGRESS"   # set by the runner: also draw progress on its terminal
 SQL = (checks.SQL + preflight.SQL[len(checks.SQL):]
        + ("backfill/guard", "backfill/guard_trigger", "backfill/guard_state",
-          "backfill/extent", "backfill/density", "backfill/analyze")
+          "backfill/extent", "backfill/density", "backfill/analyze", "backfill/key_bound")
        + tuple(dict.fromkeys(statement for step in STEPS for statement in step[1:]))
        + quarantine.SQL + locks.SQL + runlock.WRITER_SQL + health.SQL + control.SQL)
 
@@ -383,11 +383,12 @@ def _page_pass(conn, table, statement, policy, batches, bars, todo, rows=0, stee
 
 
 def _keyset_pass(conn, table, statement, policy, batches, bars, steer=None) -> int:
-    """By primary key, until no NULL row is left after the last position (see _Keys). One
-    connection: what the first pass leaves is small (rows the rule cannot place, rows written
-    meanwhile that the guard did not see)."""
-    return _workers(conn, table, statement, _Keys(_last_number(batches, table)), policy, batches, bars,
-                    steer or Steer(conn, policy), 1)
+    """By primary key, until no NULL row is left after the last position (see _Keys); on
+    several workers, each batch within a range of keys of its own (see _KeyRanges)."""
+    number = _last_number(batches, table)
+    cursor = _Keys(number) if policy.workers <= 1 else _KeyRanges(table, number)
+    return _workers(conn, table, statement, cursor, policy, batches, bars, steer or Steer(conn, policy),
+                    policy.workers)
 
 
 def _last_number(batches: list, table: str) -> int:
@@ -446,7 +447,52 @@ class _Ticket:
     end: int = 0          # pages: the range this ticket is part of ends here
 
 
-class _Pages:
+class _Shared:
+    """What several workers share of a pass: batches handed back by a failed try (a heap,
+    handed out first, lowest position first), the batches in flight, a stop. Subclasses say
+    how a returned entry and a fresh batch become a ticket."""
+
+    def _share(self) -> None:
+        self.returned: list = []
+        self.busy, self.stopped = 0, False
+        self._cv = threading.Condition()
+
+    def _hand_out(self, from_returned, fresh) -> _Ticket | None:
+        """The next ticket (a returned entry first), or None once nothing is left and no batch
+        is in flight (while one is, it may still come back: wait)."""
+        with self._cv:
+            while not self.stopped:
+                ticket = from_returned(heapq.heappop(self.returned)) if self.returned else fresh()
+                if ticket is not None:
+                    self.busy += 1
+                    return ticket
+                if not self.busy:
+                    return None
+                self._cv.wait(0.5)
+            return None
+
+    def _give_back(self, ticket: _Ticket, entry) -> None:
+        """A failed try: its batch comes back (``entry(ticket)``, after counting the try)."""
+        with self._cv:
+            ticket.tries += 1
+            ticket.smallest += ticket.span == 1
+            heapq.heappush(self.returned, entry(ticket))
+            self.busy -= 1
+            self._cv.notify_all()
+
+    def _done(self, then=lambda: None) -> None:
+        with self._cv:
+            self.busy -= 1
+            then()
+            self._cv.notify_all()
+
+    def stop(self) -> None:
+        with self._cv:
+            self.stopped = True
+            self._cv.notify_all()
+
+
+class _Pages(_Shared):
     """Where the first pass is: heap pages not yet handed out, and ranges handed back by a
     failed try. A batch spans size / density pages, density being the most rows per page (NULL
     or not) known: the table's average, a full page's in a sample of pages, and every batch
@@ -461,57 +507,37 @@ class _Pages:
     def __init__(self, end: int, number: int, *densities: float):
         self.frontier, self.end, self.number = 0, end, number
         self.density = max(1.0, *densities)     # rows per page, never below one
-        self.returned: list = []                # heap of (first page, end page, cap, number, tries, smallest)
-        self.busy, self.stopped = 0, False
-        self._cv = threading.Condition()
+        self._share()                           # returned: (first page, end page, cap, number, tries, smallest)
 
-    def claim(self, size: int) -> _Ticket | None:
-        """The next batch, or None when every page is done (waits while another worker's
-        batch may still come back)."""
-        with self._cv:
-            while not self.stopped:
-                want = int(size / self.density)
-                if self.returned:
-                    lo, end, cap, number, tries, smallest = heapq.heappop(self.returned)
-                    span = max(1, min(cap, end - lo, want))
-                    if lo + span < end:    # the rest of that range: a new batch, at full span
-                        self.number += 1
-                        heapq.heappush(self.returned, (lo + span, end, MAX_BATCH_PAGES, self.number, 0, 0))
-                    self.busy += 1
-                    return _Ticket(lo, span, number, tries, smallest, lo + span)
-                if self.frontier < self.end:
-                    span = max(1, min(MAX_BATCH_PAGES, self.end - self.frontier, want))
-                    self.number += 1
-                    self.frontier += span
-                    self.busy += 1
-                    return _Ticket(self.frontier - span, span, self.number, end=self.frontier)
-                if not self.busy:
-                    return None
-                self._cv.wait(0.5)
-            return None
+    def claim(self, size: int, conn=None) -> _Ticket | None:
+        want = int(size / self.density)
+
+        def from_returned(entry) -> _Ticket:
+            lo, end, cap, number, tries, smallest = entry
+            span = max(1, min(cap, end - lo, want))
+            if lo + span < end:    # the rest of that range: a new batch, at full span
+                self.number += 1
+                heapq.heappush(self.returned, (lo + span, end, MAX_BATCH_PAGES, self.number, 0, 0))
+            return _Ticket(lo, span, number, tries, smallest, lo + span)
+
+        def fresh() -> _Ticket | None:
+            if self.frontier >= self.end:
+                return None
+            span = max(1, min(MAX_BATCH_PAGES, self.end - self.frontier, want))
+            self.number += 1
+            self.frontier += span
+            return _Ticket(self.frontier - span, span, self.number, end=self.frontier)
+
+        return self._hand_out(from_returned, fresh)
 
     def failed(self, ticket: _Ticket) -> None:
         """Its pages come back, to be tried with half the span."""
-        with self._cv:
-            ticket.tries += 1
-            ticket.smallest += ticket.span == 1
-            heapq.heappush(self.returned, (ticket.at, ticket.at + ticket.span, max(1, ticket.span // 2),
-                                           ticket.number, ticket.tries, ticket.smallest))
-            self.busy -= 1
-            self._cv.notify_all()
+        self._give_back(ticket, lambda t: (t.at, t.at + t.span, max(1, t.span // 2), t.number, t.tries, t.smallest))
 
     def succeeded(self, ticket: _Ticket, result: dict) -> bool:
         """A batch that committed; True: record it."""
-        with self._cv:
-            self.density = max(self.density, result["tuples"] / ticket.span)
-            self.busy -= 1
-            self._cv.notify_all()
+        self._done(lambda: setattr(self, "density", max(self.density, result["tuples"] / ticket.span)))
         return True
-
-    def stop(self) -> None:
-        with self._cv:
-            self.stopped = True
-            self._cv.notify_all()
 
     def params(self, ticket: _Ticket) -> dict:
         return {"lo": f"({ticket.at},0)", "hi": f"({ticket.at + ticket.span},0)"}
@@ -533,7 +559,7 @@ class _Keys:
         self.after, self.finished, self.stopped, self.number = "", False, False, number
         self.retry: _Ticket | None = None
 
-    def claim(self, size: int) -> _Ticket | None:
+    def claim(self, size: int, conn=None) -> _Ticket | None:
         if self.finished or self.stopped:
             return None
         if self.retry:
@@ -560,13 +586,62 @@ class _Keys:
         self.stopped = True
 
     def params(self, ticket: _Ticket) -> dict:
-        return {"after": ticket.at, "size": ticket.span}
+        return {"after": ticket.at, "size": ticket.span, "upto": None}
 
     def where(self, ticket: _Ticket) -> str:
         return f"{ticket.span} row{'s' if ticket.span > 1 else ''} after id {ticket.at!r}"
 
     def columns(self, size: int, ticket: _Ticket) -> dict:
         return {"size": ticket.span, "pages": None}
+
+
+class _KeyRanges(_Shared, _Keys):
+    """The second pass on several workers: each claim is a range of keys (after, upto] holding
+    ``size`` rows still NULL when it was handed out (sql/backfill/key_bound.sql, asked on the
+    claiming worker's connection), so no two workers touch the same rows. A range whose batch
+    did not reach its end (a failed try's smaller retry) comes back for the rest; a failed try
+    comes back with half as many rows. Thread-safe."""
+
+    def __init__(self, table: str, number: int):
+        _Keys.__init__(self, number)
+        self.table = table
+        self._share()          # returned: (after, number, upto or "" = to the end, rows, tries, smallest)
+
+    def claim(self, size: int, conn=None) -> _Ticket | None:
+        def from_returned(entry) -> _Ticket:
+            after, number, upto, span, tries, smallest = entry
+            return _Ticket(after, max(1, min(span, size)), number, tries, smallest, end=upto or None)
+
+        def fresh() -> _Ticket | None:
+            if self.finished:
+                return None
+            found = db.rows(conn, "backfill/key_bound", {"after": self.after, "size": max(1, size)},
+                            table=self.table)
+            upto = found[0]["upto"] if found else None
+            self.number += 1
+            ticket = _Ticket(self.after, max(1, size), self.number, end=upto)
+            self.finished, self.after = upto is None, upto or self.after
+            return ticket
+
+        return self._hand_out(from_returned, fresh)
+
+    def failed(self, ticket: _Ticket) -> None:
+        self._give_back(ticket, lambda t: (t.at, t.number, t.end or "", max(1, t.span // 2), t.tries, t.smallest))
+
+    def succeeded(self, ticket: _Ticket, result: dict) -> bool:
+        """The rest of its range comes back when the batch stopped short of its end."""
+        def rest() -> None:
+            if result["scanned"] and result["scanned"] >= ticket.span and result["last_id"] != ticket.end:
+                self.number += 1
+                heapq.heappush(self.returned, (result["last_id"], self.number, ticket.end or "", ticket.span, 0, 0))
+        self._done(rest)
+        return bool(result["scanned"])
+
+    def stop(self) -> None:
+        _Shared.stop(self)
+
+    def params(self, ticket: _Ticket) -> dict:
+        return {"after": ticket.at, "size": ticket.span, "upto": ticket.end}
 
 
 def _pass(conn, table, statement, cursor, policy, batches, bars, steer, worker: int = 1) -> int:
@@ -578,7 +653,7 @@ def _pass(conn, table, statement, cursor, policy, batches, bars, steer, worker: 
     (health, the operator's commands, progress) and policy.pause_ms."""
     size, done = policy.batch_size, 0
     try:
-        while (ticket := cursor.claim(size)) is not None:
+        while (ticket := cursor.claim(size, conn)) is not None:
             t0 = time.monotonic()
             try:
                 result, ms = _batch(conn, table, statement, cursor.params(ticket), policy)
