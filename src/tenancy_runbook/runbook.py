@@ -1,6 +1,8 @@
 """A runbook file: which stages run, in which order, with which parameters.
 
     name: datahub-tenancy
+    next: >                  # optional: what the operator does after a run that passed
+      Deploy the new version, then run runbooks/finish.yaml.
     parameters:              # for every stage whose notebook declares them
       lock_timeout: 5s
     stages:
@@ -41,6 +43,7 @@ class Runbook:
     name: str
     stages: list[Stage]
     sha256: str
+    next: str = ""                 # what the operator does after a run that passed ("" when absent)
 
     def stage_names(self) -> list[str]:
         return [s.name for s in self.stages]
@@ -76,10 +79,13 @@ def load(path: str | Path, overrides: dict[str, str] | None = None) -> Runbook:
         raise RunbookError(f"runbook {path} is not valid YAML: {exc}") from None
     if not isinstance(doc, dict):
         raise RunbookError(f"runbook {path} must be a mapping with a non-empty 'stages' list")
-    unknown_keys = set(doc) - {"name", "description", "parameters", "stages"}
+    unknown_keys = set(doc) - {"name", "description", "next", "parameters", "stages"}
     if unknown_keys:
         raise RunbookError(f"runbook {path}: unknown key(s) {', '.join(sorted(unknown_keys))}; "
-                           "allowed: name, description, parameters, stages")
+                           "allowed: name, description, next, parameters, stages")
+    if doc.get("next") is not None and not isinstance(doc["next"], str):
+        raise RunbookError(f"runbook {path}: 'next' must be text (what the operator does after a "
+                           f"run that passed), not {type(doc['next']).__name__}")
     if not isinstance(doc.get("stages"), list) or not doc["stages"]:
         raise RunbookError(f"runbook {path} must be a mapping with a non-empty 'stages' list")
     common = _mapping(doc.get("parameters"), f"{path}: 'parameters'")
@@ -118,7 +124,7 @@ def load(path: str | Path, overrides: dict[str, str] | None = None) -> Runbook:
         raise RunbookError("bad parameter value(s), nothing was run:\n  " + "\n  ".join(bad)
                            + f"\n`tenancy-runbook plan {path}` lists every parameter with its allowed values.")
     return Runbook(path=path, name=str(doc.get("name") or path.stem), stages=stages,
-                   sha256=hashlib.sha256(raw).hexdigest())
+                   sha256=hashlib.sha256(raw).hexdigest(), next=(doc.get("next") or "").strip())
 
 
 def _stage(entry, index: int, path: Path) -> Stage:
