@@ -26,8 +26,12 @@ SQL_NAME = re.compile(r'"((?:common|preflight|add_workspace_columns|backfill|che
 def test_plan_shows_stages_parameters_and_sql_without_a_database():
     result = cli("plan", "runbooks/datahub-tenancy.yaml", "-p", "on_orphan", "quarantine")
     assert result.returncode == 0, result.stderr
-    for stage in ("00_preflight", "20_backfill", "40_enforce_not_null", "60_remove_guard"):
+    for stage in ("00_preflight", "20_backfill", "40_enforce_not_null"):
         assert f"\n{stage}  (" in result.stdout
+    assert "\n60_remove_guard  (" not in result.stdout     # the guard stays after the runbook
+    finish = cli("plan", "runbooks/finish.yaml", "--no-sql")
+    assert finish.returncode == 0, finish.stderr
+    assert "\n60_remove_guard  (" in finish.stdout and "quiet_period = '15min'" in finish.stdout
     assert "on_orphan = 'quarantine'" in result.stdout and "batch_size = 1000 (default)" in result.stdout
     add_check = (SQL_DIR / "enforce_not_null" / "add_check.sql").read_text().splitlines()[-1]
     assert f"| {add_check}" in result.stdout
@@ -79,15 +83,18 @@ def test_read_only_stages_cannot_write(datahub):
 
 
 def test_every_notebook_runs_top_to_bottom_with_its_defaults(datahub, tmp_path):
-    """As in JupyterLab: each notebook in turn, no parameter given (90_rollback is then a dry run)."""
+    """As in JupyterLab: each notebook in turn, no parameter given (90_rollback is then a dry run;
+    60_remove_guard refuses: the guard has counted for seconds, not its quiet_period)."""
     url = datahub()
     for notebook in sorted(NOTEBOOKS_DIR.glob("*.ipynb")):
         out = tmp_path / notebook.name
         result = subprocess.run([sys.executable, "-m", "papermill", str(notebook), str(out), "--no-progress-bar"],
                                 cwd=NOTEBOOKS_DIR, env={**os.environ, "DATABASE_URL": url},
                                 capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, (notebook.name, result.stderr[-2000:])
+        refuses = notebook.stem == "60_remove_guard"
+        assert result.returncode == (1 if refuses else 0), (notebook.name, result.stderr[-2000:])
     assert "Dry run (confirm is not True): nothing was changed" in notebook_text(tmp_path / "90_rollback.ipynb")
+    assert "less than quiet_period" in notebook_text(tmp_path / "60_remove_guard.ipynb")
     assert query(url, """SELECT is_nullable FROM information_schema.columns
                          WHERE table_name = 'Connection' AND column_name = 'workspaceId'""") == [("NO",)]
     assert "squawk: 0 finding(s) in the runbook's DDL, 36 in Prisma's plain migrations." in \

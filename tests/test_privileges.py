@@ -188,10 +188,16 @@ def test_schemas_an_administrator_created_need_no_create_on_the_database(databas
     assert placed == [(workspace,)]
     rest = run_runbook(as_runner, tmp_path / "rest", "--from", "30_check_backfill")
     assert rest.returncode == 0, rest.stdout + rest.stderr
-    assert set(stage_lines(first.stdout).values()) | set(stage_lines(rest.stdout).values()) == {"ok"}
-    assert len(stage_lines(first.stdout)) + len(stage_lines(rest.stdout)) == 7
+    # the old version is gone (its row was placed seconds ago; 30-50 took longer than 1s): finish
+    finish = run_runbook(as_runner, tmp_path / "finish", "-p", "quiet_period", "1s", runbook="runbooks/finish.yaml")
+    assert finish.returncode == 0, finish.stdout + finish.stderr
+    runs = [stage_lines(r.stdout) for r in (first, rest, finish)]
+    assert {status for lines in runs for status in lines.values()} == {"ok"}
+    assert sum(len(lines) for lines in runs) == 7
     assert query(database, 'SELECT count(*) FROM app."_prisma_migrations" WHERE finished_at IS NOT NULL') == [(2,)]
     assert query(database, 'SELECT count(*) > 0 FROM datahub_quarantine."Connection"') == [(True,)]
-    # 60_remove_guard took its functions away and left the administrator's schema in place
+    # 60_remove_guard took its functions and counts away and left the administrator's schema in place
     assert query(database, """SELECT count(*) FROM pg_proc
                               WHERE pronamespace = 'tenancy_runbook'::regnamespace""") == [(0,)]
+    assert query(database, "SELECT to_regclass('tenancy_runbook.guard_placements')") == [(None,)]
+    assert query(database, "SELECT count(*) FROM pg_namespace WHERE nspname = 'tenancy_runbook'") == [(1,)]

@@ -83,9 +83,11 @@ def test_password_never_reaches_a_notebook_or_the_output(datahub, server_url, tm
         secret_url = re.sub(r"^postgresql://[^@]*@", f"postgresql://{role}:Pl4ntedSecret42@", url)
         result = run_runbook(secret_url, tmp_path / "run")
         assert result.returncode == 0, result.stdout + result.stderr
-        assert "Pl4ntedSecret42" not in result.stdout + result.stderr
-        artifacts = list((tmp_path / "run").rglob("*"))
-        assert len(artifacts) == 2 * 7 + 1      # notebooks, their HTML, the manifest
+        finish = run_runbook(secret_url, tmp_path / "finish", "-p", "quiet_period", "0", runbook="runbooks/finish.yaml")
+        assert finish.returncode == 0, finish.stdout + finish.stderr
+        assert "Pl4ntedSecret42" not in result.stdout + result.stderr + finish.stdout + finish.stderr
+        artifacts = list((tmp_path / "run").rglob("*")) + list((tmp_path / "finish").rglob("*"))
+        assert len(artifacts) == (2 * 6 + 1) + (2 * 1 + 1)     # notebooks, their HTML, the manifests
         for artifact in artifacts:
             assert "Pl4ntedSecret42" not in artifact.read_text(errors="replace"), artifact
     finally:

@@ -1,32 +1,163 @@
-"""60_remove_guard: take the transition guard off once the rollout is over.
+"""60_remove_guard (runbooks/finish.yaml): take the transition guard off once the rollout is over.
 
 The guard (20_backfill) lets application servers of the old version keep writing rows
-without a workspaceId, even after NOT NULL. Run this stage when no such server is left:
-afterwards a row written without a workspaceId is rejected by NOT NULL.
+without a workspaceId, even after NOT NULL, so the runbook leaves it on. It counts, per table,
+the rows it places (and those it cannot place) and when it last did (sql/backfill/guard.sql).
+This stage removes it only once it has been quiet for ``quiet_period``: no such row for that
+long, and counting for at least that long. The check is made again under the tables' locks,
+in the transaction that drops the triggers, so no row written between the check and the
+removal goes unseen. Afterwards a row written without a workspaceId is rejected by NOT NULL.
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pandas as pd
 import psycopg
 
-from .. import TENANT_TABLES, db, locks, runlock
+from .. import TENANT_TABLES, db, locks, params, runlock
+from ..errors import GateFailed
 from ..locks import DDLLog, RetryPolicy, run_ddl
 from .backfill import guard_state
 
-SQL = ("remove_guard/drop_trigger", "remove_guard/drop_functions", "remove_guard/drop_schema_if_empty",
+SQL = ("remove_guard/placements_present", "remove_guard/placements", "remove_guard/drop_trigger",
+       "remove_guard/drop_functions", "remove_guard/drop_placements", "remove_guard/drop_schema_if_empty",
        "backfill/guard_state") + locks.SQL + runlock.WRITER_SQL
+FINISH = "tenancy-runbook run runbooks/finish.yaml"
+COLUMNS = ["table", "guarded", "placed", "unplaced", "last_at", "last_s_ago", "counting_since", "counting_s"]
 
 
-def run(conn: psycopg.Connection, policy: RetryPolicy, log: DDLLog) -> pd.DataFrame:
-    for table in TENANT_TABLES:
-        run_ddl(conn, f"remove guard from {table}", [table],
-                lambda t=table: db.execute(conn, "remove_guard/drop_trigger", table=t), policy, log)
+def placements(conn: psycopg.Connection) -> pd.DataFrame:
+    """Per table: guarded, rows placed / not placeable since the guard began counting, when it
+    last handled one (``last_at``, ``last_s_ago``), and since when it counts (``counting_since``,
+    ``counting_s``; NaT/NaN when it does not count: not installed, or by an earlier version)."""
+    if db.one(conn, "remove_guard/placements_present")["present"]:
+        frame = db.frame(conn, "remove_guard/placements", {"tables": list(TENANT_TABLES)})
+    else:
+        frame = guard_state(conn).assign(placed=0, unplaced=0, last_at=None, last_s_ago=math.nan,
+                                         counting_since=None, counting_s=math.nan)
+    for column in ("last_at", "counting_since"):         # to the second, for reading
+        frame[column] = pd.to_datetime(frame[column], utc=True).dt.floor("s")
+    for column in ("last_s_ago", "counting_s"):          # rounded down: never quieter than it was
+        frame[column] = np.floor(frame[column].astype(float) * 10) / 10
+    return frame[COLUMNS]
+
+
+def report(frame: pd.DataFrame) -> str:
+    """What the guard did, in words, for the notebook."""
+    on = frame.loc[frame["guarded"], "table"].tolist()
+    if not on:
+        return ("The transition guard is not installed on any table (already removed, or never "
+                "installed): nothing to remove.")
+    if pd.isna(frame["counting_since"].iloc[0]):
+        return (f"The transition guard is on {', '.join(on)}; it does not count the rows it places "
+                "(installed by an earlier version of tenancy-runbook).")
+    lines = [f"The transition guard is on {', '.join(on)}; it has counted since "
+             f"{_utc(frame['counting_since'].iloc[0])} ({_span(frame['counting_s'].iloc[0])} ago)."]
+    handled = frame[frame["placed"] + frame["unplaced"] > 0]
+    lines += [f"  {_rows(r)}" for r in handled.itertuples()] or ["  It has placed no row: no old "
+                                                                  "application server wrote one since."]
+    return "\n".join(lines)
+
+
+def not_quiet(frame: pd.DataFrame, quiet_period: str) -> str:
+    """Why the guard may not come off yet ("" when it may): it placed a row within quiet_period,
+    or has not counted that long. Nothing to wait for when it is on no table, or quiet_period is 0."""
+    if not frame["guarded"].any():
+        return ""
+    return _why_not_quiet(frame, quiet_period)
+
+
+def run(conn: psycopg.Connection, policy: RetryPolicy, log: DDLLog, quiet_period: str) -> pd.DataFrame:
+    """Remove the guard: the triggers (all four tables in one transaction, after checking the
+    counts again under their locks), then the functions and the counts, then the schema if
+    empty. The guard state afterwards, with ``removed``: the tables it came off in this run."""
+    before = guard_state(conn)
+    on = before.loc[before["guarded"], "table"].tolist()
+    counted = db.one(conn, "remove_guard/placements_present")["present"]
+
+    def drop_triggers():
+        for table in on:
+            db.execute(conn, "remove_guard/drop_trigger", table=table)
+        # The tables are locked now (SHARE ROW EXCLUSIVE): every transaction that wrote to them
+        # has ended, and its count is visible. Quiet still? Else roll back: the guard stays.
+        if counted:
+            problem = _why_not_quiet(placements(conn), quiet_period)
+            if problem:
+                raise GateFailed(problem)
+
+    if on:
+        run_ddl(conn, f"remove guard from {', '.join(on)}", on, drop_triggers, policy, log)
     with conn.transaction():
         db.execute(conn, "remove_guard/drop_functions")
+        db.execute(conn, "remove_guard/drop_placements")
     try:
         with conn.transaction():
             db.execute(conn, "remove_guard/drop_schema_if_empty")
     except psycopg.errors.DependentObjectsStillExist:
-        pass   # it holds tenancy_runbook.applied_migrations: the runbook's record stays
-    return guard_state(conn)
+        pass   # it holds the runbook's own tables (applied_migrations, progress): they stay
+    return guard_state(conn).assign(removed=lambda f: f["table"].isin(on))
+
+
+def outcome(state: pd.DataFrame) -> str:
+    removed = state.loc[state["removed"], "table"].tolist()
+    if removed:
+        return (f"Removed the transition guard from {', '.join(removed)}: a row written without a "
+                "workspaceId is no longer placed (with NOT NULL enforced, it is rejected).")
+    return "The transition guard was already removed: nothing was changed."
+
+
+def _why_not_quiet(frame: pd.DataFrame, quiet_period: str) -> str:
+    quiet_s = params.duration_ms(quiet_period) / 1000
+    if quiet_s == 0:
+        return ""
+    force = (f"`{FINISH} -p quiet_period 0` removes it now: every row an old server writes after "
+             "that fails with a NOT NULL violation (lost writes, errors in the application).")
+    if pd.isna(frame["counting_since"].iloc[0]):
+        return ("Not removing the transition guard: it does not count the rows it places (installed "
+                "by an earlier version of tenancy-runbook), so it cannot tell whether an application "
+                "server of the old version still writes. Nothing was changed.\nStart counting with "
+                "`tenancy-runbook run runbooks/datahub-tenancy.yaml --from 20_backfill --to 20_backfill` "
+                f"(it re-installs the guard; rows already done are not written again), then run `{FINISH}` "
+                f"again after quiet_period ({quiet_period}).\n" + force)
+    recent = frame[(frame["placed"] + frame["unplaced"] > 0) & (frame["last_s_ago"] < quiet_s)]
+    since = frame["counting_since"].iloc[0]
+    young = frame["counting_s"].iloc[0] < quiet_s
+    if recent.empty and not young:
+        return ""
+    lines = ["Not removing the transition guard: an application server of the old version may still "
+             f"write rows without a workspaceId (quiet_period {quiet_period})."]
+    if len(recent):
+        lines += [f"Within quiet_period the guard placed rows in {len(recent)} table(s) "
+                  f"(counts since {_utc(since)}):"]
+        lines += [f"  {_rows(r)}" for r in recent.itertuples()]
+    if young:
+        lines.append(f"The guard has counted for only {_span(frame['counting_s'].iloc[0])}"
+                     + ("" if len(recent) else f" (since {_utc(since)})") + ", less than quiet_period.")
+    earliest = _utc(max([since, *recent["last_at"]]) + pd.Timedelta(seconds=quiet_s))
+    lines += ["Nothing was changed. Finish deploying the new application version everywhere (or stop the "
+              f"old servers), then run `{FINISH}` again once the guard has placed no row for "
+              f"{quiet_period} ({earliest} at the earliest).", force]
+    return "\n".join(lines)
+
+
+def _rows(row) -> str:
+    counts = f"{row.placed} row{'s' if row.placed != 1 else ''} placed"
+    if row.unplaced:
+        counts += f", {row.unplaced} it could not place"
+    return f"{row.table}: {counts}, the last {_span(row.last_s_ago)} ago ({_utc(row.last_at)})"
+
+
+def _utc(at) -> str:
+    return pd.Timestamp(at).tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _span(seconds: float) -> str:
+    seconds = max(0, round(float(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}min {seconds % 60}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60}min"
