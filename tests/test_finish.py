@@ -21,10 +21,12 @@ OLD_METRIC = """INSERT INTO "MetricDaily" (id, "connectionId", date, metric, val
 
 
 def guard_objects(url: str) -> dict:
-    return {"triggers": query(url, """SELECT count(*) FROM pg_trigger
-                                      WHERE tgname = 'tenancy_runbook_place_workspace'""")[0][0],
+    """Two triggers per table (placing, counting), three functions, the counts."""
+    return {"triggers": query(url, """SELECT count(*) FROM pg_trigger WHERE tgname IN
+                                      ('tenancy_runbook_place_workspace', 'tenancy_runbook_count_placements')""")[0][0],
             "functions": query(url, """SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-                                       WHERE n.nspname = 'tenancy_runbook'""")[0][0],
+                                       WHERE n.nspname = 'tenancy_runbook' AND p.proname IN
+                                             ('user_workspace', 'place_workspace', 'count_placements')""")[0][0],
             "counts": query(url, "SELECT to_regclass('tenancy_runbook.guard_placements') IS NOT NULL")[0][0]}
 
 
@@ -35,7 +37,7 @@ def test_the_guard_stays_after_the_run_and_finish_removes_it_once_quiet(datahub,
     assert result.returncode == 0, result.stdout + result.stderr
     assert list(stage_lines(result.stdout)) == ["00_preflight", "10_add_workspace_columns", "20_backfill",
                                                 "30_check_backfill", "40_enforce_not_null", "50_post_verify"]
-    assert guard_objects(url) == {"triggers": 4, "functions": 2, "counts": True}
+    assert guard_objects(url) == {"triggers": 8, "functions": 3, "counts": True}
     # the run's last lines say how to finish
     said = runbook.load("runbooks/datahub-tenancy.yaml").next
     assert "runbooks/finish.yaml" in said
@@ -62,7 +64,7 @@ def test_the_guard_stays_after_the_run_and_finish_removes_it_once_quiet(datahub,
                   "-p quiet_period 0"):
         assert words in refused.stdout, (words, refused.stdout)
     assert "Connection:" not in refused.stdout and "Insight:" not in refused.stdout
-    assert guard_objects(url) == {"triggers": 4, "functions": 2, "counts": True}
+    assert guard_objects(url) == {"triggers": 8, "functions": 3, "counts": True}
 
     # once the guard has placed nothing for quiet_period, it comes off, and the counts are in the evidence
     time.sleep(1.2)
@@ -101,13 +103,18 @@ def test_old_servers_writing_at_once_do_not_wait_for_each_other_and_every_row_is
                              SELECT FROM "WorkspaceMember" m WHERE m."userId" = u.id AND m.role = 'OWNER')
                            ORDER BY u.id LIMIT 1""")[0][0]
     with psycopg.connect(url) as first, psycopg.connect(url, autocommit=True) as second:
-        first.execute(OLD_MESSAGE, ["a_1", user])              # its transaction stays open
+        first.execute("""INSERT INTO "ChatMessage" (id, "userId", role, content)
+                         SELECT 'a_' || g, %s, 'user', 'hi' FROM generate_series(1, 50) g""", [user])
+        # 50 rows in one statement: the counts are written once (per statement, not per row)
+        assert first.execute("""SELECT n_tup_ins + n_tup_upd FROM pg_stat_xact_user_tables
+                                WHERE relid = 'tenancy_runbook.guard_placements'::regclass""").fetchone() == (1,)
         # a second writer is not blocked by the first one's count (a single counter row would be)
         second.execute("SET lock_timeout = '2s'")
         second.execute(OLD_MESSAGE, ["b_1", user])
         second.execute(OLD_MESSAGE, ["b_2", orphan])            # the rule has no answer: stays NULL
-        first.commit()
-        first.execute(OLD_MESSAGE, ["a_2", user])
+        first.execute(OLD_MESSAGE, ["a_51", user])              # a second statement, same transaction
+        first.commit()                                          # (its transaction stayed open until here)
+        first.execute(OLD_MESSAGE, ["a_52", user])
         first.rollback()                                        # a row not written is not counted
     assert query(url, """SELECT count(*) FROM tenancy_runbook.guard_placements
                          WHERE table_name = 'ChatMessage'""") == [(2,)]     # one row per backend
@@ -115,10 +122,10 @@ def test_old_servers_writing_at_once_do_not_wait_for_each_other_and_every_row_is
         counts = remove_guard.placements(conn).set_index("table")
         assert remove_guard.not_quiet(remove_guard.placements(conn), "0") == ""
         problem = remove_guard.not_quiet(remove_guard.placements(conn), "1h")
-    assert counts.loc["ChatMessage", ["placed", "unplaced"]].tolist() == [2, 1]
+    assert counts.loc["ChatMessage", ["placed", "unplaced"]].tolist() == [52, 1]
     assert counts.loc[["Connection", "MetricDaily", "Insight"], "placed"].tolist() == [0, 0, 0]
     assert counts["guarded"].all() and counts.index.tolist() == list(TENANT_TABLES) == list(TENANT)
-    assert "ChatMessage: 2 rows placed, 1 it could not place" in problem
+    assert "ChatMessage: 52 rows placed, 1 it could not place" in problem
     assert "The guard has counted for only" in problem     # and not for an hour yet
 
 
