@@ -58,7 +58,12 @@ owned AS (   -- objects the run alters, replaces or drops
     SELECT 60, row_number() OVER (ORDER BY p.proname), 'FUNCTION', p.oid::regprocedure::text, p.proowner,
            'CREATE OR REPLACE FUNCTION (20), DROP FUNCTION (60): it exists already'
     FROM pg_proc p JOIN runbook_schemas s ON s.nsp = p.pronamespace
-    WHERE s.name = 'tenancy_runbook' AND p.proname IN ('user_workspace', 'place_workspace')
+    WHERE s.name = 'tenancy_runbook' AND p.proname IN ('user_workspace', 'place_workspace', 'count_placements')
+    UNION ALL   -- the guard's counts: written by its functions, dropped by 60
+    SELECT 65, 0, 'TABLE', format('%%I.%%I', s.name, c.relname), c.relowner,
+           'the guard counts into it (20), DROP TABLE (60): it exists already'
+    FROM pg_class c JOIN runbook_schemas s ON s.nsp = c.relnamespace
+    WHERE s.name = 'tenancy_runbook' AND c.relname = 'guard_placements' AND c.relkind = 'r'
     UNION ALL
     SELECT 70, row_number() OVER (ORDER BY c.relname), 'TABLE', format('%%I.%%I', s.name, c.relname), c.relowner,
            'ALTER TABLE ... ADD COLUMN IF NOT EXISTS (20): it exists already'

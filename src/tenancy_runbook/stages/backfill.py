@@ -4,7 +4,8 @@
      most recently updated connection of each colliding pair and moves the others, with their
      rows, to datahub_quarantine.
   2. The transition guard: a trigger on each table places rows that application servers of
-     the old version keep writing without a workspaceId (removed by 60_remove_guard).
+     the old version keep writing without a workspaceId (removed after the deploy by
+     runbooks/finish.yaml, 60_remove_guard).
   3. Table by table in dependency order, batches that each are their own short transaction
      touching only rows still NULL: killed at any moment, nothing is lost and a re-run
      continues. The first pass walks the heap pages in physical order (TID ranges: the same
