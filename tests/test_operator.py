@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from conftest import cli, notebook_text, query, run_runbook, schema_snapshot, snapshot
 
-from tenancy_runbook import checks, db, history, lint, locks, quarantine, runlock
+from tenancy_runbook import checks, control, db, health, history, lint, locks, quarantine, runlock
 from tenancy_runbook.paths import NOTEBOOKS_DIR, ROOT, SQL_DIR
 from tenancy_runbook.stages import (add_workspace_columns, backfill, check_backfill, enforce_not_null, post_verify,
                                     preflight, remove_guard, rollback)
@@ -20,7 +20,7 @@ from tenancy_runbook.stages import (add_workspace_columns, backfill, check_backf
 STAGE_MODULES = [preflight, add_workspace_columns, backfill, check_backfill, enforce_not_null, post_verify,
                  remove_guard, rollback]
 SQL_NAME = re.compile(r'"((?:common|preflight|add_workspace_columns|backfill|check_backfill|enforce_not_null|'
-                      r'post_verify|remove_guard|rollback|quarantine|history|locks|runlock)/\w+)"')
+                      r'post_verify|remove_guard|rollback|quarantine|history|locks|runlock|health|control)/\w+)"')
 
 
 def test_plan_shows_stages_parameters_and_sql_without_a_database():
@@ -49,7 +49,7 @@ def test_plan_with_database_url_adds_the_preflight_numbers_and_writes_nothing(da
 
 
 def test_every_stage_declares_the_sql_it_runs():
-    for module in STAGE_MODULES + [checks, locks, history, quarantine, runlock]:
+    for module in STAGE_MODULES + [checks, locks, history, quarantine, runlock, health, control]:
         used = set(SQL_NAME.findall(open(module.__file__).read()))
         assert used <= set(module.SQL), (module.__name__, used - set(module.SQL))
         assert all((SQL_DIR / f"{name}.sql").is_file() for name in module.SQL)
