@@ -71,13 +71,15 @@ def test_ninety_percent_done_then_a_tight_batch_timeout_converges(datahub, tmp_p
     assert actual_workspaces(url) == expected
 
 
-def test_killed_at_ninety_percent_of_the_first_pass_resumes(datahub, tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_killed_at_ninety_percent_of_the_first_pass_resumes(datahub, tmp_path, workers):
+    """With one worker, or two (each its own page ranges: the kill leaves two batches half-done)."""
     url = migrate(datahub(**ROWS))
     expected = expected_workspaces(url)
     total = len(expected["MetricDaily"])
     # batches of 1 % of the rows, 40 ms apart: the last tenth of the first pass takes over 0.4 s
     slow = ["-p", "batch_size", "480", "-p", "min_batch_size", "480", "-p", "max_batch_size", "480",
-            "-p", "batch_pause_ms", "40"]
+            "-p", "batch_pause_ms", "40", "-p", "backfill_workers", workers]
     proc = subprocess.Popen([sys.executable, "-m", "tenancy_runbook", "run", "runbooks/datahub-tenancy.yaml",
                              "--run-dir", str(tmp_path / "killed"), *STAGE, *slow],
                             cwd=ROOT, env={**os.environ, "DATABASE_URL": url}, start_new_session=True,
@@ -95,7 +97,7 @@ def test_killed_at_ninety_percent_of_the_first_pass_resumes(datahub, tmp_path):
     assert 0.9 * total <= len(placed) < total, "killed in the last tenth of the first pass"
     assert all(expected["MetricDaily"][i] == ws for i, ws in placed.items())
 
-    resumed = run_runbook(url, tmp_path / "b", *STAGE, *TIGHT)
+    resumed = run_runbook(url, tmp_path / "b", *STAGE, *TIGHT, "-p", "backfill_workers", workers)
 
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert actual_workspaces(url) == expected, "every row placed, none lost"
