@@ -236,18 +236,22 @@ def connect(url: str | None = None, *, read_only: bool = False, statement_timeou
     """
     url = url or database_url()
     try:
-        conn = Connection.connect(
-            conninfo(url), autocommit=True, row_factory=dict_row, cursor_factory=Cursor, prepare_threshold=None,
-            **{"connect_timeout": connect_timeout, **_url_connect_timeout(url)},
-            application_name=application_name or _application_name(url))
+        return _open(conninfo(url), read_only, {"statement_timeout": statement_timeout or DEFAULT_STATEMENT_TIMEOUT,
+                                                "lock_timeout": lock_timeout or "0"},
+                     **{"connect_timeout": connect_timeout, **_url_connect_timeout(url)},
+                     application_name=application_name or _application_name(url))
     except RunbookError:
         raise
     except psycopg.Error as exc:
         raise RunbookError(_connect_failed(url, exc)) from None
-    conn.read_only = bool(read_only)
-    conn.settings = {"statement_timeout": statement_timeout or DEFAULT_STATEMENT_TIMEOUT,
-                     "lock_timeout": lock_timeout or "0"}
-    conn._bare = False
+
+
+def _open(info: str, read_only: bool, settings: dict, **kwargs) -> Connection:
+    """A Connection as connect() describes it: autocommit, dict rows, the runbook's cursor, no
+    server-side prepared statements; its transactions' mode and settings."""
+    conn = Connection.connect(info, autocommit=True, row_factory=dict_row, cursor_factory=Cursor,
+                              prepare_threshold=None, **kwargs)
+    conn.read_only, conn.settings, conn._bare = bool(read_only), dict(settings), False
     return conn
 
 
@@ -259,14 +263,11 @@ def sibling(conn: Connection) -> Connection:
     if conn.info.password:
         params["password"] = conn.info.password
     try:
-        new = Connection.connect(psycopg.conninfo.make_conninfo(**params), autocommit=True, row_factory=dict_row,
-                                 cursor_factory=Cursor, prepare_threshold=None)
+        return _open(psycopg.conninfo.make_conninfo(**params), conn.read_only, conn.settings)
     except psycopg.Error as exc:
         raise RunbookError(f"cannot open another connection to {conn.info.host}/{conn.info.dbname}: "
                            f"{redact(str(exc)).strip()}. Check max_connections and the role's CONNECTION "
                            "LIMIT, or run with fewer backfill_workers.") from None
-    new.read_only, new.settings, new._bare = conn.read_only, dict(conn.settings), False
-    return new
 
 
 def _url_connect_timeout(url: str) -> dict:

@@ -151,10 +151,11 @@ class Steer:
 
     def ended(self, state: str) -> None:
         """The stage's end: every table's last state (done, aborted, failed) for `status`."""
+        if state == "done":
+            return                  # each table said so when it finished
         with self._lock:
             for table in self.tables:
-                if state != "done":
-                    self._report(table, state)
+                self._report(table, state)
 
     def rate(self, table: str) -> float:
         window = self.tables.get(table, {}).get("window") or []
@@ -167,18 +168,15 @@ class Steer:
         if self.live is None or table not in self.tables:
             return
         t = self.tables[table]
-        try:
-            self.live.report(table, rows_total=t["total"], rows_done=t["done"], rows_per_s=round(self.rate(table), 1),
-                             batch_size=t["size"], workers=self.policy.workers, state=state)
-        except psycopg.Error:
-            pass    # progress is for watching; a failed write of it must not stop the backfill
+        self._quietly(lambda: self.live.report(
+            table, rows_total=t["total"], rows_done=t["done"], rows_per_s=round(self.rate(table), 1),
+            batch_size=t["size"], workers=self.policy.workers, state=state))
 
     # -- between batches
     def between(self, table: str) -> None:
         """From any worker after its batch: raises Aborted once an abort came; otherwise at most
         every EVERY_S reads the commands and the health, and waits while paused or unhealthy."""
-        if self.aborted:
-            raise Aborted(self.aborted)
+        self._check_abort()
         if time.monotonic() - self._last < self.EVERY_S:
             return
         with self._lock:
@@ -212,11 +210,8 @@ class Steer:
             return
         for command in self.live.poll():
             outcome = self._apply(command)
-            self.applied.append({**command, "outcome": outcome})
-            try:
-                self.live.applied(command, outcome)
-            except psycopg.Error:
-                pass    # the evidence of it is kept in self.applied (the notebook shows it)
+            self.applied.append({**command, "outcome": outcome})   # the notebook shows these
+            self._quietly(self.live.applied, command, outcome)
 
     def _apply(self, command: dict) -> str:
         action = command.get("action")
@@ -254,10 +249,14 @@ class Steer:
         return f"{name} {old} -> {getattr(p, attr)}"
 
     def _event(self, kind: str, table, detail: dict, seconds=None) -> None:
-        if self.live is None:
-            return
+        if self.live is not None:
+            self._quietly(self.live.event, kind, table, detail, seconds)
+
+    @staticmethod
+    def _quietly(write, *args) -> None:
+        """A record for watching (progress, events): failing to write one must not stop the backfill."""
         try:
-            self.live.event(kind, table, detail, seconds)
+            write(*args)
         except psycopg.Error:
             pass
 
@@ -270,11 +269,11 @@ class Steer:
     def facts(self) -> dict:
         """For the stage's line and the manifest (nb.summary): throttling and control actions."""
         out = {"backfill_workers": self.policy.workers} if self.policy.workers > 1 else {}
-        if self.throttle is not None and self.throttle.episodes:
-            throttle = self.throttle.summary()
+        throttle = self.throttle.summary() if self.throttle is not None else {}
+        if throttle.get("episodes"):
             out.update(throttled_s=throttle["seconds"], throttled_by_signal_s=throttle["by_signal"])
-        if self.throttle is not None and self.throttle.summary()["replica_lag_max_bytes"] is not None:
-            out["replica_lag_max_bytes"] = self.throttle.summary()["replica_lag_max_bytes"]
+        if throttle.get("replica_lag_max_bytes") is not None:
+            out["replica_lag_max_bytes"] = throttle["replica_lag_max_bytes"]
         if self.applied:
             out["control"] = [" ".join(str(a.get(k)) for k in ("action", "name", "value") if a.get(k) is not None)
                               + f" by {a.get('by_user')}@{a.get('by_host')}" for a in self.applied]
@@ -409,9 +408,8 @@ def _workers(conn, table, statement, cursor, policy, batches, bars, steer, worke
     def work(i: int) -> None:
         try:
             done[i] = _pass(conns[i], table, statement, cursor, policy, batches, bars, steer, worker=i + 1)
-        except BaseException as exc:   # noqa: BLE001 - handed to the caller's thread below
+        except BaseException as exc:   # noqa: BLE001 - handed to the caller's thread below (_pass stopped the cursor)
             errors.append(exc)
-            cursor.stop()
 
     threads = [threading.Thread(target=work, args=(i,), name=f"backfill {table} {i + 1}", daemon=True)
                for i in range(workers)]
