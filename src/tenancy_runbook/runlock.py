@@ -34,7 +34,7 @@ ADHOC = "adhoc-"               # a notebook run on its own holds the lock as run
 NOTEBOOK = "notebook"          # ... and did so as run "notebook" before (still recognised)
 NAME_MAX = 63                  # PostgreSQL keeps 63 bytes of an application_name
 STATEMENT_TIMEOUT = "10s"      # the lock session's own queries are small
-SQL = ("runlock/try_lock", "runlock/holder", "runlock/stop_backends", "runlock/run_backends")
+SQL = ("runlock/try_lock", "runlock/holder", "runlock/stop_backends", "runlock/run_backends", "runlock/unlock")
 # what a writing stage's own connection runs before its first write (nb.connect(read_only=False)):
 # the pooler probe, then this lock (its runner's, or taken for the kernel's life)
 WRITER_SQL = db.PROBE_SQL + ("runlock/holder", "runlock/try_lock")
@@ -177,7 +177,13 @@ class RunLock:
                        {"application_name": db.run_application_name(self.run_id)})
 
     def close(self) -> None:
-        self.conn.close()      # the session ends: PostgreSQL releases its advisory locks
+        """Release the lock at once (sql/runlock/unlock.sql), then end the session."""
+        try:
+            if not self.conn.closed:
+                db.rows(self.conn, "runlock/unlock")
+        except psycopg.Error:
+            pass               # the session is gone or going: PostgreSQL releases the lock with it
+        self.conn.close()
 
 
 def acquire(url: str, run_id: str) -> RunLock:
