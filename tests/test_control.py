@@ -349,14 +349,49 @@ def test_tenancy_runbook_run_shows_the_backfill_progress_on_its_terminal(datahub
     assert not any("MetricDaily" in "".join(o["text"]) for o in stderr), "the terminal's bar is not in the notebook"
 
 
-def test_kernel_interrupt_log_lines_never_reach_the_terminal(capfd):
+def test_a_kernels_log_is_kept_without_its_interrupt_lines(capfd):
     read, write = os.pipe()
     os.write(write, b"[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel.\n"
                     b"a real complaint\n[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel\n"
                     b"\rredrawn in place\r")
     os.close(write)
-    runner._forward_stderr(os.fdopen(read, "rb"))
-    assert capfd.readouterr().err == "a real complaint\n\rredrawn in place\r"
+    log = runner._KernelLog()
+    log.read_from(os.fdopen(read, "rb"))
+    assert log.text() == "a real complaint\nredrawn in place"
+    assert capfd.readouterr().err == "", "nothing of it reaches the runner's stderr"
+    log.clear()
+    assert log.text() == ""
+
+
+DYING = """\
+import os
+os.write(2, b"PROBE-COMPLAINT from the kernel\\n")
+if {die}:
+    os._exit(3)
+"""
+
+
+@pytest.mark.parametrize("die", [False, True], ids=["passes", "dies"])
+def test_a_kernels_stderr_is_shown_only_for_a_stage_that_errors(database, tmp_path, die):
+    """What reaches a kernel's fd 2 outside a cell's capture (under pytest, ipykernel leaves fd 2
+    alone: the case of a kernel's start-up and shutdown in production) stays off the terminal for
+    a stage that passes (a zmq teardown traceback once failed a run's clean-output check), and
+    is shown under a stage whose kernel died."""
+    notebook = tmp_path / "probe.ipynb"
+    book = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(DYING.format(die=die))])
+    book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(book, notebook)
+    script = tmp_path / "run_probe.py"
+    script.write_text(RUN_PROBE + "print('kernel log:', result.kernel_log)\n")
+    done = subprocess.run([sys.executable, str(script), str(notebook), str(tmp_path / "run")], cwd=ROOT,
+                          env={**os.environ, "DATABASE_URL": database}, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "PROBE-COMPLAINT" not in done.stderr, done.stderr
+    if die:
+        assert "stage error" in done.stdout, done.stdout
+        assert "kernel log: PROBE-COMPLAINT from the kernel" in done.stdout, done.stdout
+    else:
+        assert "stage ok" in done.stdout and "PROBE-COMPLAINT" not in done.stdout, done.stdout
 
 
 def test_a_kernel_is_not_interrupted_when_it_is_shut_down(tmp_path, monkeypatch):

@@ -165,6 +165,10 @@ def print_stage(result: runner.StageResult) -> None:
     if not result.ok:
         for line in result.message.strip().splitlines() or ["(no message)"]:
             print(f"    {line}")
+        if result.kernel_log:
+            print("    the kernel's stderr, last lines:")
+            for line in result.kernel_log.splitlines()[-20:]:
+                print(f"      {line}")
         print(f"    see {result.output}")
 
 

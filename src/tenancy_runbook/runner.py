@@ -129,47 +129,67 @@ class LocalKernelManager(AsyncKernelManager):
         await super()._async_interrupt_kernel()
 
     async def _async_launch_kernel(self, kernel_cmd, **kw) -> None:
-        kw["stderr"] = subprocess.PIPE     # forwarded to ours by _forward_stderr
+        kw["stderr"] = subprocess.PIPE     # kept by KERNEL_LOG, shown only for a stage that errors
         await super()._async_launch_kernel(kernel_cmd, **kw)
         KERNELS.started(self.provisioner.pgid or self.provisioner.pid)
-        threading.Thread(target=_forward_stderr, args=(self.provisioner.process.stderr,),
-                         name="kernel stderr", daemon=True).start()
+        KERNEL_LOG.read_from(self.provisioner.process.stderr)
 
 
 # The kernel's own log lines about being interrupted (jupyter_client's SIGINT before a shutdown,
 # the runner's on a signal): machinery, not the runbook's, and alarming in a CI log.
 KERNEL_NOISE = re.compile(rb"^\[IPKernelApp\] \w+ \| KeyboardInterrupt caught in kernel\.?\r?$")
+KERNEL_LOG_BYTES = 16384   # the tail of a kernel's stderr kept for a stage that errors
 
 
-def _forward_stderr(pipe) -> None:
-    """A kernel's stderr (what reaches its file descriptor 2 that is not a cell's output: a crash,
-    a library's complaint) onto ours, line by line, its interrupt log lines left out; nothing
-    once a signal stops the run: what a kernel prints while it is interrupted and killed
-    (libzmq's complaint about an interrupted call, say) would bury the run's one line."""
-    fd = pipe.fileno()
-    held = b""
-    try:
-        while chunk := os.read(fd, 65536):
-            *lines, held = (held + chunk).split(b"\n")
-            _write_stderr(b"".join(line + b"\n" for line in lines if not KERNEL_NOISE.match(line)))
-            if held.endswith(b"\r") or len(held) > 65536:   # a line redrawn in place: as it comes
-                _write_stderr(held)
-                held = b""
-        if held and not KERNEL_NOISE.match(held):
-            _write_stderr(held)
-    except OSError:
-        pass
-    finally:
-        pipe.close()
+class _KernelLog:
+    """What reaches a kernel's file descriptor 2 that is not a cell's output (a crash, a library's
+    complaint, libzmq's teardown): kept, not shown. The terminal gets only the stage lines and
+    the progress bar (which the kernel draws on the runner's terminal itself, PROGRESS_ENV); the
+    tail is shown under a stage that errors (a kernel that died says why there), never for a
+    stage that passed: a traceback from a kernel's shutdown looked like a failure in a CI log."""
 
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._tail = b""
+        self._readers: list[threading.Thread] = []
 
-def _write_stderr(data: bytes) -> None:
-    if data and not KERNELS.stopping and sys.stderr is not None:
+    def read_from(self, pipe) -> None:
+        thread = threading.Thread(target=self._read, args=(pipe,), name="kernel stderr", daemon=True)
+        with self._lock:
+            self._readers.append(thread)
+        thread.start()
+
+    def _read(self, pipe) -> None:
         try:
-            sys.stderr.buffer.write(data)
-            sys.stderr.flush()
-        except (OSError, ValueError, AttributeError):
+            while chunk := os.read(pipe.fileno(), 65536):
+                self.add(chunk)
+        except OSError:
             pass
+        finally:
+            pipe.close()
+
+    def add(self, chunk: bytes) -> None:
+        with self._lock:
+            self._tail = (self._tail + chunk)[-KERNEL_LOG_BYTES:]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tail = b""
+            self._readers = [t for t in self._readers if t.is_alive()]
+
+    def text(self, wait_s: float = 1.0) -> str:
+        """The tail so far, once the readers of kernels that ended have read all (up to
+        ``wait_s``), without the interrupt log lines, the DSNs' passwords redacted."""
+        deadline = time.monotonic() + wait_s
+        for thread in list(self._readers):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            lines = self._tail.replace(b"\r", b"\n").split(b"\n")
+        kept = [line for line in lines if line.strip() and not KERNEL_NOISE.match(line)]
+        return db.redact(b"\n".join(kept).decode("utf-8", "replace"))
+
+
+KERNEL_LOG = _KernelLog()
 
 
 @dataclass
@@ -180,6 +200,7 @@ class StageResult:
     output: Path
     message: str = ""
     signal: int | None = None     # interrupted: by which signal
+    kernel_log: str = ""          # error: the tail of the kernel's stderr (KERNEL_LOG)
     summary: dict = field(default_factory=dict)     # what the notebook gave nb.summary()
     control: list = field(default_factory=list)     # control actions applied during the stage
     throttle: dict | None = None                    # its waits for database health (control.throttle_summary)
@@ -430,6 +451,7 @@ def execute(stage: Stage, run_dir: Path, run_id: str) -> StageResult:
     if "run_id" in stage.declared:
         parameters["run_id"] = run_id
     started = time.monotonic()
+    KERNEL_LOG.clear()
     try:
         papermill.execute_notebook(
             str(stage.notebook), str(output), parameters=parameters,
@@ -444,7 +466,7 @@ def execute(stage: Stage, run_dir: Path, run_id: str) -> StageResult:
                            time.monotonic() - started, output, db.redact(message))
     except Exception as exc:  # the kernel died, the notebook could not be read or written
         return StageResult(stage.name, "error", time.monotonic() - started, output,
-                           db.redact(f"{type(exc).__name__}: {exc}"))
+                           db.redact(f"{type(exc).__name__}: {exc}"), kernel_log=KERNEL_LOG.text())
     return StageResult(stage.name, "ok", time.monotonic() - started, output)
 
 
