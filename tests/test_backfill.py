@@ -115,3 +115,58 @@ def test_a_worker_that_fails_stops_the_others_and_the_error_is_raised(migrated, 
     with db.connect(migrated) as conn, pytest.raises(RuntimeError, match="boom"):
         backfill.run(conn, policy, progress=False)
     assert 1 <= len(calls) <= 2, "no batch starts after the first error"
+
+
+LATE_ORPHAN = """
+INSERT INTO "User" ("id", "email") VALUES ('late_user', 'late@example.invalid');
+INSERT INTO "Connection" ("id", "userId", "provider", "status", "updatedAt")
+VALUES ('late_conn', 'late_user', 'late_provider', 'active', now());
+INSERT INTO "MetricDaily" ("id", "connectionId", "date", "metric", "value")
+VALUES ('late_metric', 'late_conn', DATE '2025-01-01', 'late', 1);
+"""
+
+
+def test_a_row_the_guard_could_not_place_during_the_pass_is_looked_for_again(datahub, monkeypatch):
+    """The first pass knows from its own counts that it left nothing on its pages (no second
+    count of the whole table). A row written meanwhile that the guard could not place (here:
+    after every page was walked, by a user without a workspace, who then got one) is NULL with
+    no batch having seen it: the guard's count of unplaced rows sends the backfill looking."""
+    url = datahub(metric_days=12, users_without_default=3, orphans=0, ambiguous=0)
+    with db.connect(url) as conn:
+        add_workspace_columns.apply(conn, RetryPolicy(), "test", DDLLog())
+        backfill.install_guard(conn, RetryPolicy(), DDLLog())
+        for table in ("Connection",):
+            backfill.backfill_table(conn, table, POLICY, [], progress=False)
+    page_pass = backfill._page_pass
+
+    def then_a_late_orphan(*args, **kwargs):
+        done = page_pass(*args, **kwargs)
+        with db.connect(url) as side:
+            side.execute(LATE_ORPHAN)
+            side.commit()
+            placed = side.execute('SELECT "workspaceId" FROM "MetricDaily" WHERE "id" = %s', ("late_metric",)).fetchone()
+            assert placed == {"workspaceId": None}, "the guard cannot place it: its connection has no workspace"
+            side.execute('UPDATE "Connection" SET "workspaceId" = (SELECT min("id") FROM "Workspace") '
+                         'WHERE "id" = %s', ("late_conn",))
+            side.commit()
+        return done
+
+    monkeypatch.setattr(backfill, "_page_pass", then_a_late_orphan)
+    batches = []
+    with db.connect(url) as conn:
+        backfill.backfill_table(conn, "MetricDaily", POLICY, batches, progress=False)
+        nulls = int(db.one(conn, "common/null_count", table="MetricDaily")["nulls"])
+    assert nulls == 0, "the late row must be placed by the second pass"
+    assert [b["scanned"] for b in batches if b["pass"] == "keyset"] == [1]
+
+
+def test_the_second_pass_is_skipped_when_the_first_left_nothing(datahub):
+    url = datahub(metric_days=12, users_without_default=3, orphans=0, ambiguous=0)
+    batches = []
+    with db.connect(url) as conn:
+        add_workspace_columns.apply(conn, RetryPolicy(), "test", DDLLog())
+        backfill.install_guard(conn, RetryPolicy(), DDLLog())
+        for table, _, _ in backfill.STEPS:
+            backfill.backfill_table(conn, table, POLICY, batches, progress=False)
+    assert actual_workspaces(url) == expected_workspaces(url)
+    assert {b["pass"] for b in batches} == {"pages"}
