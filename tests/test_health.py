@@ -291,3 +291,18 @@ def test_preflight_lists_pg_monitor_while_standbys_stream(datahub, replica, role
         replica.stop()
         assert poll(lambda: "pg_monitor" not in preflight.optional_note(preflight.privileges(conn))), \
             "still listed once no standby streams"
+
+
+def test_near_its_limit_the_replica_lag_is_read_before_every_batch(monkeypatch):
+    """Once a second only, the lag could pass max_replica_lag by a second of every worker's WAL
+    before the backfill sees it: from half the limit on, every batch reads it."""
+    lags = iter([40 * MB, 20 * MB, 10 * MB])
+    monkeypatch.setattr(health, "read", lambda conn, table: health.Reading(
+        at="2026-01-01T00:00:00+00:00", replica_lag=next(lags), standbys=1, lag_visible=True, autovacuum=None))
+    throttle = health.Throttle(health.Limits(max_replica_lag=64 * MB))
+    read = []
+    for _ in range(3):             # three batches within a second
+        throttle.wait(None, TABLE)
+        read.append(len(throttle.samples))
+    assert read == [1, 2, 2], "40MB of 64MB: read again at once; 20MB: not before a second has passed"
+    assert not throttle.episodes

@@ -142,6 +142,8 @@ class Throttle:
     Not thread-safe: the caller serialises calls."""
 
     POLL_S = 1.0
+    NEAR = 0.5    # a replica lag at this share of max_replica_lag or more is read before every batch
+
 
     def __init__(self, limits: Limits):
         self.limits = limits
@@ -150,6 +152,7 @@ class Throttle:
         self.warnings: list[str] = []     # said once each (replica lag that cannot be read)
         self.waited_s = 0.0
         self._last_read = None            # monotonic time of the last reading
+        self.near = False                 # the last reading was close to a limit (see NEAR)
 
     # ---------------------------------------------------------------- the loop's call
     def wait(self, conn: psycopg.Connection, table: str, on_poll=lambda: None,
@@ -159,7 +162,7 @@ class Throttle:
         signal changes, then every POLL_S on_poll() (control commands; it may raise to abort) and
         read again. GateFailed once the stage's total wait passes limits.max_wait_s. The seconds
         waited in this call."""
-        if self._last_read is not None and time.monotonic() - self._last_read < self.POLL_S:
+        if not self.due():
             return 0.0
         signal = over(self._read(conn, table), self.limits)
         if signal is None:
@@ -192,9 +195,19 @@ class Throttle:
             self.waited_s += ended - started
         return ended - started
 
+    def due(self) -> bool:
+        """Whether to read the health now: POLL_S after the last reading, and before every batch
+        while the replica lag was near its limit (half of it or more). Read once a second only,
+        the lag could pass the limit by a second's WAL of every worker (over 100 MB with two
+        workers on an idle server) before the backfill sees it."""
+        return (self._last_read is None or self.near
+                or time.monotonic() - self._last_read >= self.POLL_S)
+
     def _read(self, conn, table: str) -> Reading:
         reading = read(conn, table)
         self._last_read = time.monotonic()
+        limit = self.limits.max_replica_lag
+        self.near = bool(limit and reading.replica_lag is not None and reading.replica_lag >= limit * self.NEAR)
         self.samples.append({"at": reading.at, "table": table, "replica_lag": reading.replica_lag,
                              "standbys": reading.standbys, "autovacuum": reading.autovacuum})
         warning = visibility_warning(reading, self.limits)

@@ -176,9 +176,15 @@ class Steer:
     # -- between batches
     def between(self, table: str) -> None:
         """From any worker after its batch: raises Aborted once an abort came; otherwise at most
-        every EVERY_S reads the commands and the health, and waits while paused or unhealthy."""
+        every EVERY_S reads the commands and the health, and waits while paused or unhealthy.
+        While the replica lag is near its limit (health.Throttle.due), the health is read after
+        every batch."""
         self._check_abort()
         if time.monotonic() - self._last < self.EVERY_S:
+            if self.throttle is not None and self.throttle.near:
+                with self._lock:
+                    if self._throttle(table):
+                        self._report(table, "running")
             return
         with self._lock:
             if time.monotonic() - self._last < self.EVERY_S:
@@ -189,14 +195,21 @@ class Steer:
                 time.sleep(self.EVERY_S)
                 self._commands()
             self._check_abort()
-            if self.throttle is not None:
-                before = len(self.throttle.episodes)
-                self.throttle.wait(self.conn, table, on_poll=self._poll_while_waiting,
-                                   on_state=lambda state: self._report(table, state))
-                for episode in self.throttle.episodes[before:]:
-                    self._event("throttle", table, episode, episode.get("seconds"))
+            self._throttle(table)
             self._report(table, "running")
             self._last = time.monotonic()
+
+    def _throttle(self, table: str) -> float:
+        """health.Throttle.wait (when health is watched), its episodes into the events; the
+        seconds waited."""
+        if self.throttle is None:
+            return 0.0
+        before = len(self.throttle.episodes)
+        waited = self.throttle.wait(self.conn, table, on_poll=self._poll_while_waiting,
+                                    on_state=lambda state: self._report(table, state))
+        for episode in self.throttle.episodes[before:]:
+            self._event("throttle", table, episode, episode.get("seconds"))
+        return waited
 
     def _check_abort(self) -> None:
         if self.aborted:
