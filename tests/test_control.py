@@ -221,7 +221,7 @@ def test_the_runner_records_actions_applied_and_not_and_throttling(database):
         assert whole["throttle"]["episodes"] == 2
         assert list(live.actions_frame()["outcome"]) == ["batch_pause_ms 0.0 -> 20.0"]
         assert control.throttle_line(whole["throttle"]) == ("throttled 3.5 s in 2 episodes (replica_lag 2.5 s, "
-                                                            "autovacuum 1.0 s); replica lag up to 80.0 MB")
+                                                            "autovacuum 1.0 s); replica lag up to 80MB")
         assert control.action_line(whole["control"][0]).startswith("control: set batch_pause_ms 20 by ")
         conn.close()
     finally:

@@ -115,8 +115,8 @@ def _fact(key: str, value) -> str:
         if key.endswith("_s"):
             return f"{value:.1f} s"
         if key.endswith("_bytes"):
-            from .control import size
-            return size(value)
+            from .health import size_text
+            return size_text(value)
         return f"{value:,}" if isinstance(value, int) else f"{value:g}"
     if isinstance(value, dict):
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values())

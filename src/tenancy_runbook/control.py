@@ -26,7 +26,7 @@ import pandas as pd
 import psycopg
 from psycopg.types.json import Jsonb
 
-from . import archive, db, params, runlock
+from . import archive, db, health, params, runlock
 from .errors import RunbookError
 
 ACTIONS = ("pause", "resume", "abort", "set")
@@ -259,7 +259,7 @@ def throttle_summary(events: list[dict]) -> dict:
 
 def throttle_line(summary: dict | None) -> str | None:
     """``throttled 12.3 s in 2 episodes (replica_lag 10.1 s, autovacuum 2.2 s); replica lag up to
-    80.0 MB``, or None when it never waited."""
+    80MB``, or None when it never waited."""
     if not summary or not summary.get("episodes"):
         return None
     n = summary["episodes"]
@@ -267,7 +267,7 @@ def throttle_line(summary: dict | None) -> str | None:
     line = f"throttled {summary.get('seconds') or 0:.1f} s in {n} episode{'s' if n != 1 else ''}"
     line += f" ({signals})" if signals else ""
     if summary.get("replica_lag_max_bytes") is not None:
-        line += f"; replica lag up to {size(summary['replica_lag_max_bytes'])}"
+        line += f"; replica lag up to {health.size_text(summary['replica_lag_max_bytes'])}"
     return line
 
 
@@ -450,16 +450,6 @@ def _table(rows: list[dict], now: datetime, active: bool) -> list[str]:
 
 
 # --------------------------------------------------------------------------- helpers
-def size(n: int | float) -> str:
-    """Bytes as ``80.0 MB`` (binary units, as PostgreSQL's pg_size_pretty)."""
-    n = float(n)
-    for unit in ("bytes", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
-            return f"{int(n)} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
-
-
 def _where(conn: psycopg.Connection) -> str:
     info = conn.info
     return f"{info.user}@{info.host}:{info.port}/{info.dbname}"
