@@ -19,6 +19,7 @@ def test_demo_runs_the_whole_runbook_and_stops_its_server(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "seeded: Workspace 8, User 8, WorkspaceMember 10, Connection 16, MetricDaily 144" in result.stdout
     assert "50_post_verify" in result.stdout and "embedded server stopped" in result.stdout
+    assert "runbooks/finish.yaml" in result.stdout, "the runbook's next: is printed, as by run"
     assert len(list((tmp_path / "run").glob("*.ipynb"))) == 6   # the guard stays: finish.yaml removes it
     assert servers() <= before
 

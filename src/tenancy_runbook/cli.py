@@ -104,14 +104,19 @@ def _run(args) -> int:
     run_dir = args.run_dir or runner.new_run_dir()
     results = runner.run(book, stages, run_dir, on_stage=print_stage)
     code = report(results, run_dir, stages, named_run_dir=args.run_dir is not None)
-    if code == 0 and stages and stages[-1].name == book.stages[-1].name:
-        for line in (getattr(book, "next", "") or "").strip().splitlines():   # what to do after this run
-            print(line)
+    say_next(book, stages, code)
     if results and results[-1].status == "interrupted":
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)   # at once: everything of the run has ended and is archived
     return code
+
+
+def say_next(book, stages, code: int) -> None:
+    """After a run that passed and reached the runbook's last stage: what to do next (its ``next:``)."""
+    if code == 0 and stages and stages[-1].name == book.stages[-1].name:
+        for line in (getattr(book, "next", "") or "").strip().splitlines():
+            print(line)
 
 
 def _plan(args) -> int:
