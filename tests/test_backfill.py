@@ -135,8 +135,7 @@ def test_a_row_the_guard_could_not_place_during_the_pass_is_looked_for_again(dat
     with db.connect(url) as conn:
         add_workspace_columns.apply(conn, RetryPolicy(), "test", DDLLog())
         backfill.install_guard(conn, RetryPolicy(), DDLLog())
-        for table in ("Connection",):
-            backfill.backfill_table(conn, table, POLICY, [], progress=False)
+        backfill.backfill_table(conn, "Connection", POLICY, [], progress=False)
     page_pass = backfill._page_pass
 
     def then_a_late_orphan(*args, **kwargs):

@@ -112,11 +112,15 @@ def _run(args) -> int:
     return code
 
 
-def say_next(book, stages, code: int) -> None:
-    """After a run that passed and reached the runbook's last stage: what to do next (its ``next:``)."""
-    if code == 0 and stages and stages[-1].name == book.stages[-1].name:
-        for line in (getattr(book, "next", "") or "").strip().splitlines():
-            print(line)
+def say_next(book, stages, code: int) -> bool:
+    """After a run that passed and reached the runbook's last stage: what to do next (its
+    ``next:``). Whether it said anything."""
+    lines = (getattr(book, "next", "") or "").strip().splitlines()
+    if not (lines and code == 0 and stages and stages[-1].name == book.stages[-1].name):
+        return False
+    for line in lines:
+        print(line)
+    return True
 
 
 def _plan(args) -> int:
