@@ -12,7 +12,7 @@ from conftest import TENANT, expected_workspaces, notebook_text, query, run_runb
 from tenancy_runbook import TENANT_TABLES, db, runbook
 from tenancy_runbook.errors import GateFailed, RunbookError
 from tenancy_runbook.locks import DDLLog, RetryPolicy
-from tenancy_runbook.stages import add_workspace_columns, backfill, remove_guard
+from tenancy_runbook.stages import add_workspace_columns, backfill, enforce_not_null, remove_guard
 
 FINISH = "runbooks/finish.yaml"
 OLD_MESSAGE = """INSERT INTO "ChatMessage" (id, "userId", role, content) VALUES (%s, %s, 'user', 'hi')"""
@@ -129,8 +129,38 @@ def test_old_servers_writing_at_once_do_not_wait_for_each_other_and_every_row_is
     assert "The guard has counted for only" in problem     # and not for an hour yet
 
 
-def test_the_removal_checks_the_counts_again_under_the_tables_locks(guarded):
-    url = guarded
+@pytest.fixture
+def enforced(datahub):
+    """The runbook's work done by its functions: columns added, the guard installed, every table
+    backfilled and NOT NULL enforced."""
+    url = datahub()
+    with db.connect(url) as conn:
+        add_workspace_columns.apply(conn, RetryPolicy(), "test", DDLLog())
+        backfill.install_guard(conn, RetryPolicy(), DDLLog())
+        for table, _, _ in backfill.STEPS:
+            backfill.backfill_table(conn, table, backfill.BatchPolicy(), [], progress=False)
+        enforce_not_null.apply(conn, RetryPolicy(), "test", DDLLog())
+    return url
+
+
+def test_finish_refuses_before_not_null_is_enforced_even_with_quiet_period_0(guarded, tmp_path):
+    url = guarded        # the run stopped before 40_enforce_not_null: the columns are nullable
+    refused = run_runbook(url, tmp_path / "refused", "-p", "quiet_period", "0", runbook=FINISH)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert stage_lines(refused.stdout) == {"60_remove_guard": "gate failed"}
+    for words in ("workspaceId is still nullable on Connection, MetricDaily, Insight, ChatMessage",
+                  "40_enforce_not_null has not run", "Nothing was changed",
+                  "tenancy-runbook run runbooks/datahub-tenancy.yaml"):
+        assert words in refused.stdout, (words, refused.stdout)
+    assert guard_objects(url) == {"triggers": 8, "functions": 3, "counts": True}
+    with db.connect(url) as conn:      # the function refuses as well, not only the notebook's gate
+        with pytest.raises(GateFailed, match="still nullable on Connection, MetricDaily, Insight, ChatMessage"):
+            remove_guard.run(conn, RetryPolicy(), DDLLog(), "0")
+    assert guard_objects(url) == {"triggers": 8, "functions": 3, "counts": True}
+
+
+def test_the_removal_checks_the_counts_again_under_the_tables_locks(enforced):
+    url = enforced
     user = query(url, """SELECT id FROM "User" WHERE "defaultWorkspaceId" IS NOT NULL ORDER BY id LIMIT 1""")[0][0]
     time.sleep(1.1)
     with db.connect(url) as conn:

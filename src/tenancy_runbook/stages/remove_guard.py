@@ -3,8 +3,9 @@
 The guard (20_backfill) lets application servers of the old version keep writing rows
 without a workspaceId, even after NOT NULL, so the runbook leaves it on. It counts, per table,
 the rows it places (and those it cannot place) and when it last did (sql/backfill/guard.sql).
-This stage removes it only once it has been quiet for ``quiet_period``: no such row for that
-long, and counting for at least that long. The check is made again under the tables' locks,
+This stage removes it only once NOT NULL is enforced on every guarded table (40_enforce_not_null:
+without it, such a row would stay NULL after the removal) and the guard has been quiet for
+``quiet_period``: no such row for that long, and counting for at least that long. The check is made again under the tables' locks,
 in the transaction that drops the triggers, so no row written between the check and the
 removal goes unseen. Afterwards a row written without a workspaceId is rejected by NOT NULL.
 """
@@ -17,14 +18,14 @@ import numpy as np
 import pandas as pd
 import psycopg
 
-from .. import TENANT_TABLES, db, locks, params, runlock
+from .. import TENANT_TABLES, checks, db, locks, params, runlock
 from ..errors import GateFailed
 from ..locks import DDLLog, RetryPolicy, run_ddl
 from .backfill import guard_state
 
 SQL = ("remove_guard/placements_present", "remove_guard/placements", "remove_guard/drop_trigger",
        "remove_guard/drop_functions", "remove_guard/drop_placements", "remove_guard/drop_schema_if_empty",
-       "backfill/guard_state") + locks.SQL + runlock.WRITER_SQL
+       "backfill/guard_state", "common/column_state") + locks.SQL + runlock.WRITER_SQL
 FINISH = "tenancy-runbook run runbooks/finish.yaml"
 COLUMNS = ["table", "guarded", "placed", "unplaced", "last_at", "last_s_ago", "counting_since", "counting_s"]
 
@@ -70,9 +71,28 @@ def not_quiet(frame: pd.DataFrame, quiet_period: str) -> str:
     return _why_not_quiet(frame, quiet_period)
 
 
+def not_enforced(conn: psycopg.Connection, guarded: list[str] | None = None) -> str:
+    """Why the guard may not come off yet ("" when it may): the workspaceId of a table it guards
+    (``guarded``, default: the tables it is on now) is still nullable, the runbook stopped before
+    40_enforce_not_null. Removed then, a row an old server writes without a workspaceId would
+    stay NULL, unseen, instead of being placed or rejected."""
+    if guarded is None:
+        state = guard_state(conn)
+        guarded = state.loc[state["guarded"], "table"].tolist()
+    states = checks.column_state(conn, guarded).set_index("table")["workspaceId"]
+    nullable = [t for t in guarded if states[t] == "nullable"]
+    if not nullable:
+        return ""
+    return (f"Not removing the transition guard: workspaceId is still nullable on {', '.join(nullable)} "
+            "(40_enforce_not_null has not run). Without the guard, a row an application server of the "
+            "old version writes without a workspaceId would stay NULL. Nothing was changed.\n"
+            "Run `tenancy-runbook run runbooks/datahub-tenancy.yaml` to its end (a re-run resumes "
+            f"where the last one stopped), then `{FINISH}` once the new application version runs everywhere.")
+
+
 def run(conn: psycopg.Connection, policy: RetryPolicy, log: DDLLog, quiet_period: str) -> pd.DataFrame:
-    """Remove the guard: the triggers (all four tables in one transaction, after checking the
-    counts again under their locks), then the functions and the counts, then the schema if
+    """Remove the guard: the triggers (all four tables in one transaction, after checking NOT NULL
+    and the counts again under their locks), then the functions and the counts, then the schema if
     empty. The guard state afterwards, with ``removed``: the tables it came off in this run."""
     before = guard_state(conn)
     on = before.loc[before["guarded"], "table"].tolist()
@@ -82,11 +102,10 @@ def run(conn: psycopg.Connection, policy: RetryPolicy, log: DDLLog, quiet_period
         for table in on:
             db.execute(conn, "remove_guard/drop_trigger", table=table)
         # The tables are locked now (SHARE ROW EXCLUSIVE): every transaction that wrote to them
-        # has ended, and its count is visible. Quiet still? Else roll back: the guard stays.
-        if counted:
-            problem = _why_not_quiet(placements(conn), quiet_period)
-            if problem:
-                raise GateFailed(problem)
+        # has ended, and its count is visible. Enforced and quiet still? Else roll back: the guard stays.
+        problem = not_enforced(conn, on) or (counted and _why_not_quiet(placements(conn), quiet_period))
+        if problem:
+            raise GateFailed(problem)
 
     if on:
         run_ddl(conn, f"remove guard from {', '.join(on)}", on, drop_triggers, policy, log)
