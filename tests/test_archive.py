@@ -38,7 +38,7 @@ def test_a_run_leaves_notebooks_html_and_a_complete_manifest(datahub, tmp_path):
     assert m["stages"][0]["parameters"] == {"on_collision": "fail", "on_orphan": "fail", "lock_timeout": "500ms"}
     gates = m["stages"][0]["gates"]
     assert [g["result"] for g in gates] == ["passed"] * 3 and all(g["started_at"] for g in gates)  # tables, privileges, preflight
-    assert set(m["artifacts"]) == {p.name for p in run_dir.iterdir()} - {"manifest.json"}
+    assert set(m["artifacts"]) == {p.name for p in run_dir.iterdir()} - {"manifest.json", "index.html"}
     assert m["previous_manifest"] is None
 
     result = cli("verify", run_dir)
@@ -70,7 +70,7 @@ def test_runs_form_a_chain_that_verify_checks_both_ways(datahub, tmp_path):
     assert run_runbook(url, second, "--to", "00_preflight").returncode == 0
 
     link = manifest(second)["previous_manifest"]
-    assert link == {"run_id": first.name,
+    assert link == {"run_id": first.name, "path": f"../{first.name}/manifest.json",
                     "sha256": hashlib.sha256((first / "manifest.json").read_bytes()).hexdigest()}
     assert cli("verify", second).returncode == 0
 

@@ -93,7 +93,8 @@ def test_a_signal_stops_the_run_cleanly_and_a_rerun_converges(datahub, tmp_path,
     assert stdout.strip() == "", stdout
     assert stderr.strip().splitlines() == [
         f"interrupted by {signum.name} in stage 20_backfill: re-run the same command with a new --run-dir "
-        f"to resume (or --from 20_backfill); run directory: {run_dir}"], stderr
+        f"to resume (or --from 20_backfill); run directory: {run_dir}",
+        f"manifest sha256: {archive.sha256(run_dir / 'manifest.json')}"], stderr
 
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["result"] == "interrupted"

@@ -4,8 +4,11 @@
 (charts inline, no external script), and ``manifest.json``: what ran (runbook and its
 sha256, parameters with secrets redacted, the suite's commit and package versions), who ran
 it where, against which server (version, system_identifier, database), when each stage and
-each gate started, ended and how, the sha256 of every artifact, and the sha256 of the
-previous run's manifest in the same outputs/ folder, so runs form a chain.
+each gate started, ended and how, the sha256 of every artifact, the CI job that ran it, and
+the sha256 of the previous run's manifest against the same database (anywhere under the same
+outputs/ folder), so each database's runs form a chain of their own. The newest run is anchored
+by its manifest's sha256 (printed at the end of the run, for the change ticket) or by an SSH
+signature beside it (seal.py).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import os
 import re
 import socket
 import subprocess
@@ -44,17 +48,6 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def export_html(notebook: Path) -> Path:
-    """The executed notebook as one HTML file that opens offline (images inline)."""
-    from nbconvert import HTMLExporter
-
-    exporter = HTMLExporter(mathjax_url="", require_js_url="", jquery_url="")
-    html, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
-    out = notebook.with_suffix(".html")
-    out.write_text(db.redact(html), encoding="utf-8")
-    return out
 
 
 def gates(notebook: Path) -> list[dict]:
@@ -183,27 +176,88 @@ def database(conn: psycopg.Connection, url: str) -> dict:
     return info
 
 
-def previous_manifest(run_dir: Path) -> dict | None:
-    """The latest earlier run in the same outputs/ folder that has a manifest."""
-    earlier = sorted(p for p in run_dir.parent.iterdir()
-                     if p.is_dir() and p.name < run_dir.name and (p / MANIFEST).is_file())
+def identity(database: dict) -> str:
+    """Which database a run touched, as the chain knows it: the cluster's system identifier and
+    the database's name, or its host, port and name where the identifier could not be read."""
+    name = database.get("database") or ""
+    if database.get("system_identifier"):
+        return f"system {database['system_identifier']} database {name}"
+    where = (database.get("dsn") or "").split("@", 1)[-1].split(" ", 1)[0].rsplit("/", 1)[0]
+    return f"server {where} database {name}"
+
+
+def chain_root(run_dir: Path) -> Path:
+    """Where a run's chain is looked for: the nearest enclosing folder named outputs, else the
+    folder the run directory is in."""
+    run_dir = Path(run_dir).resolve()
+    return next((p for p in run_dir.parents if p.name == "outputs"), run_dir.parent)
+
+
+def manifests(root: Path):
+    """Every readable manifest under ``root``: (its path, its content)."""
+    for path in sorted(Path(root).rglob(MANIFEST)):
+        try:
+            yield path, json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+
+
+def previous_manifest(run_dir: Path, database: dict | None = None, started_at: str | None = None) -> dict | None:
+    """The last earlier run against the same database (archive.identity) anywhere under the
+    chain's root (chain_root), by start time: its id, its manifest's path from ``run_dir`` and
+    its sha256. Runs against other databases (a demo's throwaway server) are other chains."""
+    run_dir = Path(run_dir).resolve()
+    mine = identity(database or {})
+    earlier = [(m.get("started_at") or "", path) for path, m in manifests(chain_root(run_dir))
+               if path.parent != run_dir and identity(m.get("database") or {}) == mine
+               and (started_at is None or (m.get("started_at") or "") < started_at)]
     if not earlier:
         return None
-    last = earlier[-1]
-    return {"run_id": last.name, "sha256": sha256(last / MANIFEST)}
+    last = max(earlier)[1]
+    return {"run_id": last.parent.name, "path": os.path.relpath(last, run_dir), "sha256": sha256(last)}
+
+
+UNLISTED = (MANIFEST, MANIFEST + ".sig", "index.html")   # written after the manifest (seal.py, pages.py)
 
 
 def artifacts(run_dir: Path) -> dict:
     return {p.relative_to(run_dir).as_posix(): sha256(p)
-            for p in sorted(run_dir.rglob("*")) if p.is_file() and p.name != MANIFEST}
+            for p in sorted(run_dir.rglob("*")) if p.is_file() and p.relative_to(run_dir).as_posix() not in UNLISTED}
 
 
 def write_manifest(run_dir: Path, record: dict) -> Path:
     """manifest.json: ``record`` plus the artifacts' hashes and the chain link."""
-    manifest = {**record, "previous_manifest": previous_manifest(run_dir), "artifacts": artifacts(run_dir)}
+    link = previous_manifest(run_dir, record.get("database"), record.get("started_at"))
+    manifest = {**record, "previous_manifest": link, "artifacts": artifacts(run_dir)}
     path = run_dir / MANIFEST
     path.write_text(db.redact(json.dumps(manifest, indent=2, default=str)) + "\n", encoding="utf-8")
     return path
+
+
+CI_PROVIDERS = {   # provider: (detected by, run URL, job id, commit, actor): environment variables
+    "GitHub Actions": ("GITHUB_ACTIONS", None, "GITHUB_JOB", "GITHUB_SHA", "GITHUB_ACTOR"),
+    "GitLab CI": ("GITLAB_CI", "CI_JOB_URL", "CI_JOB_ID", "CI_COMMIT_SHA", "GITLAB_USER_LOGIN"),
+    "Jenkins": ("JENKINS_URL", "BUILD_URL", "BUILD_TAG", "GIT_COMMIT", "BUILD_USER_ID"),
+}
+
+
+def ci_context(env=None) -> dict | None:
+    """The CI job that runs this (GitHub Actions, GitLab CI, Jenkins), from its variables: the
+    provider, the run's URL, the job, the commit and who started it. None outside CI."""
+    env = os.environ if env is None else env
+    for provider, (flag, url, job, commit, actor) in CI_PROVIDERS.items():
+        if not env.get(flag):
+            continue
+        if provider == "GitHub Actions":
+            server, repo, run = (env.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"))
+            run_url = f"{server or 'https://github.com'}/{repo}/actions/runs/{run}" if repo and run else None
+            if run_url and env.get("GITHUB_RUN_ATTEMPT"):
+                run_url += f"/attempts/{env['GITHUB_RUN_ATTEMPT']}"
+        else:
+            run_url = env.get(url) or env.get("CI_PIPELINE_URL")
+        return {"provider": provider, "run_url": db.redact(run_url) if run_url else None,
+                "job": env.get(job), "commit": env.get(commit), "actor": env.get(actor)}
+    return None
 
 
 def operator() -> dict:
@@ -214,18 +268,38 @@ def operator() -> dict:
     return {"user": user, "host": socket.gethostname()}
 
 
-def verify(run_dir: Path) -> list[str]:
-    """What is wrong with an archived run: changed, missing or added files, a broken chain."""
+def verify(run_dir: Path, allowed_signers: Path | None = None, expect_sha256: str | None = None,
+           notes: list | None = None) -> list[str]:
+    """What is wrong with an archived run: changed, missing or added files, a broken chain, an
+    index.html that no longer shows the manifest; with ``allowed_signers``, a signature missing,
+    not matching or by a key not allowed; with ``expect_sha256``, a manifest that is not the one
+    the change ticket names. ``notes`` receives what was found right (who signed it)."""
+    from . import pages, seal
     run_dir = Path(run_dir)
     path = run_dir / MANIFEST
+    notes = [] if notes is None else notes
     if not path.is_file():
         return [f"{path}: missing (not a run directory, or its manifest was removed)"]
+    problems = []
+    if expect_sha256 is not None:
+        actual_sha = sha256(path)
+        if actual_sha != expect_sha256.strip().lower():
+            problems.append(f"sha256: {MANIFEST} is {actual_sha}, not the {expect_sha256.strip()} expected "
+                            "(the manifest was changed since its sha256 was recorded, or this is another run)")
+        else:
+            notes.append(f"{MANIFEST} sha256 {actual_sha}: as expected")
+    if allowed_signers is not None:
+        wrong, principal = seal.verify(path, allowed_signers)
+        problems += wrong
+        if principal:
+            notes.append(f"{MANIFEST} signed by {principal} (a key in {allowed_signers})")
+    elif (run_dir / (MANIFEST + seal.SIGNATURE)).is_file():
+        notes.append(f"{MANIFEST}{seal.SIGNATURE} present, not checked: give --allowed-signers FILE")
     try:
         manifest = json.loads(path.read_text())
         recorded = dict(manifest["artifacts"])
     except (ValueError, KeyError, TypeError) as exc:
-        return [f"{path}: unreadable manifest ({exc})"]
-    problems = []
+        return problems + [f"{path}: unreadable manifest ({exc})"]
     actual = artifacts(run_dir)
     for name, digest in recorded.items():
         if name not in actual:
@@ -235,16 +309,18 @@ def verify(run_dir: Path) -> list[str]:
     problems += [f"added: {name}" for name in actual if name not in recorded]
     link = manifest.get("previous_manifest")
     if link:
-        previous = run_dir.parent / link["run_id"] / MANIFEST
+        previous = (run_dir / link["path"]) if link.get("path") else run_dir.parent / link["run_id"] / MANIFEST
         if not previous.is_file():
             problems.append(f"chain: the previous run's manifest {link['run_id']}/{MANIFEST} is missing")
         elif sha256(previous) != link["sha256"]:
             problems.append(f"chain: the previous run's manifest {link['run_id']}/{MANIFEST} was changed")
-    for later in sorted(run_dir.parent.glob(f"*/{MANIFEST}")):
-        try:
-            back = json.loads(later.read_text()).get("previous_manifest") or {}
-        except ValueError:
-            continue
-        if back.get("run_id") == run_dir.name and back.get("sha256") != sha256(path):
-            problems.append(f"chain: {MANIFEST} was changed after run {later.parent.name} recorded it")
+    here = run_dir.resolve()
+    for later_path, later in manifests(chain_root(run_dir)):
+        back = later.get("previous_manifest") or {}
+        target = (later_path.parent / back["path"]).resolve().parent if back.get("path") else \
+            later_path.parent.parent / str(back.get("run_id"))
+        if back and target.resolve() == here and back.get("sha256") != sha256(path):
+            problems.append(f"chain: {MANIFEST} was changed after run {later_path.parent.name} recorded it")
+    if manifest.get("index"):
+        problems += pages.index_problems(run_dir, seal.described(path))
     return problems

@@ -58,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
                      metavar=("NAME", "VALUE"), help="set a parameter for every stage that declares it")
     run.add_argument("--from", dest="start", metavar="STAGE", help="first stage to run (notebook stem)")
     run.add_argument("--to", dest="stop", metavar="STAGE", help="last stage to run (notebook stem)")
+    run.add_argument("--sign-key", type=Path, metavar="PATH", help="sign manifest.json with this private "
+                     "SSH key (ssh-keygen -Y sign, namespace tenancy-runbook): manifest.json.sig")
+    run.add_argument("--junit-xml", type=Path, metavar="FILE", help="write the run as JUnit XML: one "
+                     "testcase per stage and per gate, a failure carrying the gate's message")
     run.set_defaults(handler=_run)
 
     plan = sub.add_parser("plan", help="show the stages, their parameters and the SQL each runs, "
@@ -71,6 +75,10 @@ def _parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("verify", help="check an archived run: every artifact's hash and the chain")
     verify.add_argument("run_dir", type=Path, help="a run directory, e.g. outputs/20261125T101500Z-1a2b3c")
+    verify.add_argument("--allowed-signers", type=Path, metavar="FILE", help="check manifest.json.sig against "
+                        "these keys (ssh's allowed_signers format: PRINCIPAL KEYTYPE KEY per line)")
+    verify.add_argument("--expect-sha256", metavar="HEX", help="the manifest's sha256 as the run printed it "
+                        "(from the change ticket)")
     verify.set_defaults(handler=_verify)
 
     status = sub.add_parser("status", help="the running backfill's progress, per table, as it reports it "
@@ -102,10 +110,15 @@ def _run(args) -> int:
     book = runbook.load(args.runbook, overrides)
     stages = book.select(args.start, args.stop)
     run_dir = args.run_dir or runner.new_run_dir()
-    results = runner.run(book, stages, run_dir, on_stage=print_stage)
+    results = runner.run(book, stages, run_dir, on_stage=print_stage, sign_key=args.sign_key)
     code = report(results, run_dir, stages, named_run_dir=args.run_dir is not None)
     say_next(book, stages, code)
-    if results and results[-1].status == "interrupted":
+    if args.junit_xml:
+        from . import junit
+        print(f"JUnit XML: {junit.write(args.junit_xml, run_dir)}")
+    interrupted = bool(results) and results[-1].status == "interrupted"
+    say_anchor(run_dir, sys.stderr if interrupted else sys.stdout)    # after report()'s line
+    if interrupted:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)   # at once: everything of the run has ended and is archived
@@ -123,6 +136,18 @@ def say_next(book, stages, code: int) -> bool:
     return True
 
 
+def say_anchor(run_dir: Path, out=None) -> None:
+    """The run's last lines: its signature when signed, and the manifest's sha256, the anchor an
+    operator pastes into the change ticket (verify --expect-sha256 checks it)."""
+    manifest = Path(run_dir) / archive.MANIFEST
+    if not manifest.is_file():
+        return
+    signature = manifest.with_name(manifest.name + ".sig")
+    if signature.is_file():
+        print(f"signed: {signature}", file=out or sys.stdout)
+    print(f"manifest sha256: {archive.sha256(manifest)}", file=out or sys.stdout, flush=True)
+
+
 def _plan(args) -> int:
     from . import plan
     book = runbook.load(args.runbook, dict(args.parameter))
@@ -133,12 +158,12 @@ def _plan(args) -> int:
 
 
 def _verify(args) -> int:
-    from . import archive
     if not args.run_dir.is_dir():
         raise RunbookError(f"{args.run_dir} is not a directory")
-    problems = archive.verify(args.run_dir)
-    for problem in problems:
-        print(problem)
+    notes: list[str] = []
+    problems = archive.verify(args.run_dir, args.allowed_signers, args.expect_sha256, notes)
+    for line in notes + problems:
+        print(line)
     print(f"{args.run_dir}: " + ("intact" if not problems else f"{len(problems)} problem(s)"))
     return 1 if problems else 0
 

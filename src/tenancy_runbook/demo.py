@@ -126,6 +126,7 @@ def handle(args) -> int:
         results = runner.run(book, book.stages, run_dir, on_stage=cli.print_stage)
         code = cli.report(results, run_dir, book.stages)
         said_next = cli.say_next(book, book.stages, code)
+        cli.say_anchor(run_dir)
     print("embedded server stopped (in production, the steps above come next; here the demo database is gone)"
           if said_next else "embedded server stopped")
     return code

@@ -36,7 +36,7 @@ from nbclient.exceptions import CellExecutionError
 from papermill.exceptions import PapermillExecutionError
 from traitlets import default
 
-from . import archive, control, db, runlock
+from . import archive, control, db, pages, runlock, seal
 from .errors import RunbookError
 from .paths import OUTPUTS_DIR
 from .runbook import Runbook, Stage
@@ -273,16 +273,20 @@ def _make_run_dir(run_dir: Path) -> None:
 
 
 def run(book: Runbook, stages: list[Stage], run_dir: Path,
-        on_stage: Callable[[StageResult], None] = lambda result: None) -> list[StageResult]:
+        on_stage: Callable[[StageResult], None] = lambda result: None,
+        sign_key: Path | None = None) -> list[StageResult]:
     """Execute ``stages`` of ``book`` into ``run_dir``; stop after the first that fails.
 
     Each stage leaves its executed notebook and an HTML export; the run ends (whatever way it
     ends, a signal included) with manifest.json, which archive.verify() checks later. Before
     anything: the run directory is new or empty, the connection is direct (no transaction
     pooler) and no other run holds the database (RunbookError otherwise, nothing written).
+    With ``sign_key`` (a private SSH key, checked first) the manifest is signed (seal.py); then
+    the run's index.html is written from it.
     """
     run_dir = Path(run_dir)
     check_run_dir(run_dir)
+    key = seal.check_key(sign_key) if sign_key else None
     url = db.database_url()
     run_id = run_dir.name
     with _Stop() as stop:
@@ -293,7 +297,7 @@ def run(book: Runbook, stages: list[Stage], run_dir: Path,
         # kernels also draw their progress bars on our terminal, when it is one (nb.terminal)
         os.environ[PROGRESS_ENV] = terminal_path()
         try:
-            return _run(book, stages, run_dir, url, lock, stop, on_stage)
+            return _run(book, stages, run_dir, url, lock, stop, on_stage, sign_key, key)
         finally:
             lock.close()
             for key, value in saved.items():
@@ -313,13 +317,15 @@ def terminal_path(stream=None) -> str:
         return ""
 
 
-def _run(book, stages, run_dir, url, lock, stop, on_stage) -> list[StageResult]:
+def _run(book, stages, run_dir, url, lock, stop, on_stage, sign_key, key) -> list[StageResult]:
     target = archive.database(lock.conn, url)
     _make_run_dir(run_dir)
     record = {"run_id": run_dir.name,
               "runbook": {"path": str(book.path), "name": book.name, "sha256": book.sha256},
               "started_at": archive.now(), "operator": archive.operator(), "suite": archive.suite(),
-              "database": target, "stages": []}
+              "ci": archive.ci_context(), "database": target, "index": pages.INDEX, "stages": []}
+    if key:
+        record["signature"] = {"file": archive.MANIFEST + seal.SIGNATURE, "namespace": seal.NAMESPACE, "key": key}
     results = []
     evidence = control.RunRecord(lock)
     try:
@@ -336,7 +342,7 @@ def _run(book, stages, run_dir, url, lock, stop, on_stage) -> list[StageResult]:
             # an interrupted stage's HTML export is left out: nbconvert takes seconds, and a stop
             # must be quick (the notebook is archived; `jupyter nbconvert --to html` makes it later)
             html = result.status != "interrupted" and not stop.hard
-            record["stages"].append(_stage_record(stage, result, started, html=html))
+            record["stages"].append(_stage_record(stage, result, started, record if html else None))
             on_stage(result)
             if not result.ok:
                 break
@@ -358,7 +364,12 @@ def _run(book, stages, run_dir, url, lock, stop, on_stage) -> list[StageResult]:
                             else "failed")
         if interrupted:
             record["interrupted"] = {"signal": stop.name, "stage": results[-1].name, "at": archive.now()}
-        archive.write_manifest(run_dir, record)
+        manifest = archive.write_manifest(run_dir, record)
+        try:
+            if sign_key:
+                seal.sign(manifest, sign_key)
+        finally:
+            pages.write_index(run_dir, seal.described(manifest))
     return results
 
 
@@ -428,10 +439,12 @@ def _add_evidence(result: StageResult, evidence: control.RunRecord, record: dict
     record.update(evidence.so_far())
 
 
-def _stage_record(stage: Stage, result: "StageResult", started: str, html: bool = True) -> dict:
+def _stage_record(stage: Stage, result: "StageResult", started: str, record: dict | None) -> dict:
+    """The stage in the manifest; its HTML page (headed by ``record``'s run) unless ``record`` is None."""
     exists = result.output.exists()
-    out = {"name": stage.name, "notebook": result.output.name if exists else None,
-           "html": archive.export_html(result.output).name if exists and html else None,
+    page = (pages.export_stage(result.output, pages.stage_facts(record, stage.name, started, result.status)).name
+            if exists and record is not None else None)
+    out = {"name": stage.name, "notebook": result.output.name if exists else None, "html": page,
            "parameters": archive.redact_parameters(stage.parameters),
            "started_at": started, "ended_at": archive.now(), "seconds": round(result.seconds, 3),
            "result": result.status, "message": result.message, "gates": archive.gates(result.output)}
