@@ -33,6 +33,7 @@ def test_a_run_leaves_notebooks_html_and_a_complete_manifest(datahub, tmp_path):
     assert m["operator"]["user"] and m["operator"]["host"]
     assert re.fullmatch(r"[0-9a-f]{40}", m["suite"]["git_commit"] or "") or m["suite"]["git_commit"] is None
     assert m["suite"]["packages"]["papermill"] and m["suite"]["packages"]["psycopg"]
+    assert m["suite"]["lock_sha256"] == hashlib.sha256(open("requirements.lock", "rb").read()).hexdigest()
     assert m["database"]["server_version"] and m["database"]["database"] == urlsplit(url).path.lstrip("/")
     assert m["database"]["system_identifier"] is None or m["database"]["system_identifier"].isdigit()
     assert m["stages"][0]["parameters"] == {"on_collision": "fail", "on_orphan": "fail", "lock_timeout": "500ms"}

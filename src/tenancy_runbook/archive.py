@@ -145,7 +145,8 @@ def redact_parameters(params: dict) -> dict:
 
 
 def suite() -> dict:
-    """This suite's version, git commit (and whether the checkout had changes), packages."""
+    """This suite's version, git commit (and whether the checkout had changes), packages, and the
+    sha256 of requirements.lock they were installed from (None: an installed copy without it)."""
     def git(*args):
         try:
             return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
@@ -159,8 +160,9 @@ def suite() -> dict:
         except metadata.PackageNotFoundError:
             versions[name] = None
     status = git("status", "--porcelain", "--untracked-files=no")
+    from . import deps
     return {"version": __version__, "git_commit": git("rev-parse", "HEAD"),
-            "git_dirty": bool(status), "packages": versions}
+            "git_dirty": bool(status), "packages": versions, "lock_sha256": deps.lock_sha256()}
 
 
 def database(conn: psycopg.Connection, url: str) -> dict:
