@@ -87,7 +87,7 @@ def test_password_never_reaches_a_notebook_or_the_output(datahub, server_url, tm
         assert finish.returncode == 0, finish.stdout + finish.stderr
         assert "Pl4ntedSecret42" not in result.stdout + result.stderr + finish.stdout + finish.stderr
         artifacts = list((tmp_path / "run").rglob("*")) + list((tmp_path / "finish").rglob("*"))
-        assert len(artifacts) == (2 * 6 + 1) + (2 * 1 + 1)     # notebooks, their HTML, the manifests
+        assert len(artifacts) == (2 * 6 + 2) + (2 * 1 + 2)     # notebooks, their HTML, the manifests, the indexes
         for artifact in artifacts:
             assert "Pl4ntedSecret42" not in artifact.read_text(errors="replace"), artifact
     finally:

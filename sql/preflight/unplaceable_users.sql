@@ -1,6 +1,7 @@
 -- Users the backfill rule (common/user_workspace.sql) cannot place, who own rows that still
 -- need a workspaceId, with those rows counted; kind says why: no default workspace and OWNER
--- of none (orphan) or of several (ambiguous).
+-- of none (orphan) or of several (ambiguous). Users are named by id only: no e-mail or other
+-- personal field (preflight/user_emails.sql adds the e-mail, for an interactive session only).
 WITH user_workspace AS (
     {include common/user_workspace}
 ),
@@ -11,7 +12,7 @@ owned AS (
     GROUP BY "userId"
 ),
 unplaced AS (
-    SELECT u."id" AS "userId", u."email",
+    SELECT u."id" AS "userId",
            CASE WHEN COALESCE(o.workspaces, 0) = 0 THEN 'orphan' ELSE 'ambiguous' END AS kind,
            COALESCE(o.workspaces, 0) AS owned_workspaces
     FROM "User" u

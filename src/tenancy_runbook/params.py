@@ -80,6 +80,7 @@ class Param:
     duration: bool = False
     size: bool = False               # text such as '64MB' (size_bytes)
     empty_ok: bool = True            # for text
+    runner_refuses: str = ""         # why a runbook run may not set it to anything but its default
 
     def allowed(self, short: bool = False) -> str:
         """What values it takes (``short``: a duration's rules left to DURATION_ALLOWED)."""
@@ -88,7 +89,7 @@ class Param:
 
     def _allowed(self, short: bool) -> str:
         if self.type is bool:
-            return "true or false"
+            return "true or false" + ("; only false in a runbook run" if self.runner_refuses else "")
         if self.choices:
             return " | ".join(self.choices)
         if self.duration:
@@ -105,7 +106,12 @@ class Param:
         return "any text" if self.empty_ok else "a non-empty name"
 
     def problem(self, value, where: str = "") -> str | None:
-        """Why ``value`` is not allowed and what is (``where`` it came from in brackets), or None."""
+        """Why ``value`` is not allowed and what is (``where`` it came from in brackets), or None.
+
+        Only runbook.load names a ``where`` (a runbook's source: its file, ``-p``): a value
+        other than the default of a ``runner_refuses`` parameter is refused there, and only there
+        (a notebook run alone, by hand or with papermill, takes it).
+        """
         reason = None
         if self.type is bool:
             ok = value is True or value is False
@@ -132,6 +138,8 @@ class Param:
                 ok, reason = False, str(exc)
         elif ok and self.type is str and not self.empty_ok:
             ok = bool(value.strip())
+        if ok and where and self.runner_refuses and value != self.default:
+            return f"{self.name} = {value!r} ({where}): {self.runner_refuses}"
         if ok:
             return None
         return (f"{self.name} = {value!r}" + (f" ({where})" if where else "") + ": "
@@ -154,6 +162,12 @@ PARAMS: dict[str, Param] = {p.name: p for p in (
           choices=CHOICES),
     Param("max_listed", int, 20, "how many colliding pairs, users or duplicates a message or table lists",
           minimum=0),
+    Param("show_personal_data", bool, False, "show users' e-mail addresses, for an interactive session "
+          "(never in a runbook run's evidence)",
+          runner_refuses="the runner refuses it: a run's notebooks, HTML and manifest are archived as "
+          "evidence and its output goes to terminals and CI logs, so users are named there by id only. "
+          "To see their e-mail addresses, run notebooks/00_preflight.ipynb alone (JupyterLab, or "
+          "papermill -p show_personal_data True) and keep that output out of the run's evidence"),
     Param("batch_size", int, 1000, "rows in the first batch; then it adapts toward target_batch_ms", minimum=1),
     Param("min_batch_size", int, 100, "the smallest the batch size adapts or halves to",
           minimum=1),
@@ -181,7 +195,8 @@ PARAMS: dict[str, Param] = {p.name: p for p in (
     Param("run_id", str, "", "set by the runner (quarantine and records name it); empty: an ad-hoc id"),
     Param("unique_index", str, "Connection_workspaceId_provider_key", "must exist, be UNIQUE and valid",
           empty_ok=False),
-    Param("confirm", bool, False, "must be True to change anything: makes workspaceId nullable again"),
+    Param("confirm", bool, False, "must be True for a writing stage run outside the runner (JupyterLab, "
+          "plain papermill) to change anything; 90_rollback: always"),
     Param("refuse_unconfirmed", bool, False, "fail (rather than dry-run) when confirm is not True"),
     Param("restore_quarantine", bool, False, "also put quarantined rows back as they were"),
     Param("quarantine_run_id", str, "", "restore only the rows this run quarantined; empty: all"),

@@ -9,6 +9,8 @@ itself, so no foreign key action (CASCADE, SET NULL) touches them on the way.
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import psycopg
 
@@ -18,7 +20,7 @@ from .errors import GateFailed
 SQL = ("quarantine/present", "quarantine/columns", "quarantine/ensure_table", "quarantine/move_by_id",
        "quarantine/move_by_connection", "quarantine/move_unplaced", "quarantine/summary",
        "quarantine/restore_conflicts", "quarantine/restore_conflicts_connection", "quarantine/restoring",
-       "quarantine/restore")
+       "quarantine/restore", "quarantine/workspace_nullable")
 
 SCHEMA = "datahub_quarantine"
 CHUNK = 5000          # rows per move transaction
@@ -39,6 +41,9 @@ def ensure_table(conn: psycopg.Connection, table: str) -> list[str]:
     if missing:
         raise GateFailed(f"{SCHEMA}.{table} lacks column(s) {', '.join(missing)} of {table}; it was "
                          "created for an older schema. Add them to it, then run again.")
+    if "workspaceId" in kept:
+        with conn.transaction():
+            db.execute(conn, "quarantine/workspace_nullable", quarantine=(SCHEMA, table))
     return source
 
 
@@ -132,6 +137,23 @@ def restore(conn: psycopg.Connection, run_id: str = "") -> pd.DataFrame:
     except psycopg.errors.IntegrityError as exc:
         diag = exc.diag
         raise GateFailed(f"Restore refused, nothing was restored: {diag.message_primary} "
-                         f"({diag.constraint_name or 'constraint'}; {diag.message_detail or ''}). "
+                         f"({diag.constraint_name or 'constraint'}; {_detail(diag)}). "
                          "Make room for that row (or roll back NOT NULL first), then run again.") from None
     return pd.DataFrame(out, columns=["table", "rows_restored"])
+
+
+# Key columns whose values a message may show: ids and the like, never a personal field.
+_SHOWN_KEYS = {"id", "userId", "connectionId", "workspaceId", "provider", "date", "metric"}
+_KEY = re.compile(r'Key \((?P<columns>[^)]*)\)=')
+
+
+def _detail(diag) -> str:
+    """The server's DETAIL when it names only such key columns (``Key (userId, provider)=(...)``).
+    Anything else ("Failing row contains (...)": every column of the row, an access token, a chat
+    message) is not shown: the message reaches the notebook, the terminal and the manifest."""
+    detail = diag.message_detail or ""
+    key = _KEY.match(detail)
+    if key and {c.strip().strip('"') for c in key["columns"].split(",")} <= _SHOWN_KEYS:
+        return detail
+    return (f"a row of {diag.table_name or 'the table'}" + (f", column {diag.column_name}" if diag.column_name else "")
+            + "; its values are not shown")

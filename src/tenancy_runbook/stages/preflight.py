@@ -13,7 +13,8 @@ from .. import DATAHUB_TABLES, TENANT_TABLES, checks, db
 from . import add_workspace_columns
 
 SQL = checks.SQL + ("preflight/server", "add_workspace_columns/detect", "preflight/privileges",
-                    "preflight/collisions", "common/user_workspace", "preflight/unplaceable_users")
+                    "preflight/collisions", "common/user_workspace", "preflight/unplaceable_users",
+                    "preflight/user_emails")
 # The tables the run reads but does not own: the backfill rule and the checks read them; the
 # foreign keys reference Workspace.
 READ_TABLES = ("User", "WorkspaceMember", "Workspace")
@@ -100,9 +101,19 @@ def collisions_by_provider(collision_frame: pd.DataFrame, conn: psycopg.Connecti
                                connections=("connections", "sum"))
 
 
-def unplaceable_users(conn: psycopg.Connection) -> pd.DataFrame:
-    """Orphan and ambiguous users who own rows that still need a workspaceId."""
-    return db.frame(conn, "preflight/unplaceable_users")
+def unplaceable_users(conn: psycopg.Connection, show_personal_data: bool = False) -> pd.DataFrame:
+    """Orphan and ambiguous users who own rows that still need a workspaceId, named by id.
+
+    Their e-mail address (an ``email`` column after ``userId``) only with ``show_personal_data``,
+    for an interactive session: a runbook run's notebooks, HTML and manifest are archived and
+    its terminal output goes into CI logs, so by default no personal field is even read.
+    """
+    found = db.frame(conn, "preflight/unplaceable_users")
+    if show_personal_data is not True:
+        return found
+    emails = db.frame(conn, "preflight/user_emails", {"ids": found["userId"].tolist()})
+    found.insert(1, "email", found["userId"].map(dict(zip(emails["userId"], emails["email"]))))
+    return found
 
 
 def problems(collision_frame: pd.DataFrame, unplaced: pd.DataFrame, limit: int = 20,
@@ -110,7 +121,8 @@ def problems(collision_frame: pd.DataFrame, unplaced: pd.DataFrame, limit: int =
     """Why the backfill cannot succeed, each with what to do; empty when it can.
 
     With on_collision / on_orphan = 'quarantine' those rows are no obstacle: 20_backfill
-    moves them to datahub_quarantine (the notebook lists them).
+    moves them to datahub_quarantine (the notebook lists them). Users are named by id; by
+    e-mail too only when ``unplaced`` holds it (unplaceable_users with show_personal_data).
     """
     out = []
     if len(collision_frame) and on_collision != "quarantine":
@@ -125,8 +137,9 @@ def problems(collision_frame: pd.DataFrame, unplaced: pd.DataFrame, limit: int =
             "-p on_collision quarantine to keep the most recently updated one and quarantine the rest.")
     if len(unplaced) and on_orphan != "quarantine":
         rows = int(unplaced[["connections", "metric_rows", "insights", "chat_messages"]].sum().sum())
-        users = "; ".join(f"{r.userId} <{r.email}> ({r.kind}, owns {r.owned_workspaces})"
-                          for r in unplaced.head(limit).itertuples())
+        email = "email" in unplaced.columns
+        users = "; ".join(f"{r.userId}" + (f" <{r.email}>" if email else "")
+                          + f" ({r.kind}, owns {r.owned_workspaces})" for r in unplaced.head(limit).itertuples())
         out.append(
             f"{len(unplaced)} user(s) the backfill rule cannot place own {rows} rows: {users}. "
             "Set User.defaultWorkspaceId for each (or make them OWNER of exactly one "
