@@ -32,7 +32,7 @@ def test_full_run_migrates_every_row_by_the_rule(datahub, tmp_path):
     assert actual_workspaces(url) == expected
     assert column_states(url) == {t: "NO" for t in TENANT}
     check = notebook_text(tmp_path / "run" / "30_check_backfill.ipynb")
-    assert "✅ All Data Hub workspaceId values are backfilled (no NULLs).\n" in check
+    assert "PASSED: All Data Hub workspaceId values are backfilled (no NULLs).\n" in check
     # charts are embedded in the executed notebooks
     nb = json.loads((tmp_path / "run" / "00_preflight.ipynb").read_text())
     assert sum("image/png" in o.get("data", {}) for c in nb["cells"] for o in c.get("outputs", [])) >= 2

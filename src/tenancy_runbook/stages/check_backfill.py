@@ -11,7 +11,7 @@ import psycopg
 
 from .. import checks, db
 
-SUCCESS = "✅ All Data Hub workspaceId values are backfilled (no NULLs)."
+SUCCESS = "PASSED: All Data Hub workspaceId values are backfilled (no NULLs)."
 SQL = checks.SQL + ("check_backfill/duplicates", "check_backfill/rule_mismatches", "common/user_workspace")
 
 
