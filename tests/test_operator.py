@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from conftest import cli, notebook_text, query, run_runbook, schema_snapshot, snapshot
 
-from tenancy_runbook import checks, control, db, health, history, lint, locks, quarantine, runlock
+from tenancy_runbook import checks, control, db, health, history, interactive, lint, locks, quarantine, runlock
 from tenancy_runbook.paths import NOTEBOOKS_DIR, ROOT, SQL_DIR
 from tenancy_runbook.stages import (add_workspace_columns, backfill, check_backfill, enforce_not_null, post_verify,
                                     preflight, remove_guard, rollback)
@@ -20,7 +20,8 @@ from tenancy_runbook.stages import (add_workspace_columns, backfill, check_backf
 STAGE_MODULES = [preflight, add_workspace_columns, backfill, check_backfill, enforce_not_null, post_verify,
                  remove_guard, rollback]
 SQL_NAME = re.compile(r'"((?:common|preflight|add_workspace_columns|backfill|check_backfill|enforce_not_null|'
-                      r'post_verify|remove_guard|rollback|quarantine|history|locks|runlock|health|control)/\w+)"')
+                      r'post_verify|remove_guard|rollback|quarantine|history|locks|runlock|health|control|'
+                      r'interactive)/\w+)"')
 
 
 def test_plan_shows_stages_parameters_and_sql_without_a_database():
@@ -49,7 +50,7 @@ def test_plan_with_database_url_adds_the_preflight_numbers_and_writes_nothing(da
 
 
 def test_every_stage_declares_the_sql_it_runs():
-    for module in STAGE_MODULES + [checks, locks, history, quarantine, runlock, health, control]:
+    for module in STAGE_MODULES + [checks, locks, history, quarantine, runlock, health, control, interactive]:
         used = set(SQL_NAME.findall(open(module.__file__).read()))
         assert used <= set(module.SQL), (module.__name__, used - set(module.SQL))
         assert all((SQL_DIR / f"{name}.sql").is_file() for name in module.SQL)
@@ -83,18 +84,23 @@ def test_read_only_stages_cannot_write(datahub):
 
 
 def test_every_notebook_runs_top_to_bottom_with_its_defaults(datahub, tmp_path):
-    """As in JupyterLab: each notebook in turn, no parameter given (90_rollback is then a dry run;
-    60_remove_guard refuses: the guard has counted for seconds, not its quiet_period)."""
+    """As in JupyterLab: each notebook in turn, no parameter given but confirm=True for the writing
+    stages (without it, each is a dry run: tests/test_interactive.py); 90_rollback is then a dry run;
+    60_remove_guard refuses: the guard has counted for seconds, not its quiet_period."""
     url = datahub()
+    writing = ("10_add_workspace_columns", "20_backfill", "40_enforce_not_null", "60_remove_guard")
     for notebook in sorted(NOTEBOOKS_DIR.glob("*.ipynb")):
         out = tmp_path / notebook.name
-        result = subprocess.run([sys.executable, "-m", "papermill", str(notebook), str(out), "--no-progress-bar"],
-                                cwd=NOTEBOOKS_DIR, env={**os.environ, "DATABASE_URL": url},
+        confirm = ["-p", "confirm", "True"] if notebook.stem in writing else []
+        result = subprocess.run([sys.executable, "-m", "papermill", str(notebook), str(out), "--no-progress-bar",
+                                 *confirm], cwd=NOTEBOOKS_DIR, env={**os.environ, "DATABASE_URL": url},
                                 capture_output=True, text=True, timeout=300)
         refuses = notebook.stem == "60_remove_guard"
         assert result.returncode == (1 if refuses else 0), (notebook.name, result.stderr[-2000:])
     assert "Dry run (confirm is not True): nothing was changed" in notebook_text(tmp_path / "90_rollback.ipynb")
     assert "less than quiet_period" in notebook_text(tmp_path / "60_remove_guard.ipynb")
+    assert query(url, "SELECT stage FROM tenancy_runbook.interactive_writes ORDER BY id") == [
+        (s,) for s in writing[:3]], "each confirmed write recorded (60 refused before writing)"
     assert query(url, """SELECT is_nullable FROM information_schema.columns
                          WHERE table_name = 'Connection' AND column_name = 'workspaceId'""") == [("NO",)]
     assert "squawk: 0 finding(s) in the runbook's DDL, 36 in Prisma's plain migrations." in \

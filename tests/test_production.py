@@ -40,8 +40,8 @@ def test_a_transaction_pooler_is_refused_and_its_pool_is_left_as_it_was(datahub,
     # a read-only stage runs through it (its settings live and die with each transaction) ...
     preflight = papermill("00_preflight", tmp_path / "00.ipynb", pooled)
     assert preflight.returncode == 0, preflight.stderr[-2000:]
-    # ... a writing stage alone refuses, and the runner refuses before anything runs
-    alone = papermill("10_add_workspace_columns", tmp_path / "10.ipynb", pooled)
+    # ... a writing stage alone (confirmed: a dry run only reads) refuses, and the runner refuses before anything runs
+    alone = papermill("10_add_workspace_columns", tmp_path / "10.ipynb", pooled, "-p", "confirm", "True")
     assert alone.returncode != 0 and "transaction-pooling proxy" in alone.stderr, alone.stderr[-2000:]
     result = run_runbook(pooled, tmp_path / "run")
     output = result.stdout + result.stderr

@@ -72,10 +72,10 @@ def test_a_writing_notebook_run_on_its_own_fails_clearly_while_a_run_holds_the_l
     assert "This notebook writes, so it waits for no one" in output
     assert column_states(url) == {t: "absent" for t in TENANT}, "nothing was written"
 
-    env.pop("TENANCY_RUNBOOK_RUN_ID")               # once that run has ended, the notebook runs
+    env.pop("TENANCY_RUNBOOK_RUN_ID")               # once that run has ended, the notebook runs (confirmed)
     result = subprocess.run([sys.executable, "-m", "papermill", str(NOTEBOOKS_DIR / "10_add_workspace_columns.ipynb"),
-                             str(tmp_path / "out2.ipynb")], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=300)
+                             str(tmp_path / "out2.ipynb"), "-p", "confirm", "True"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert column_states(url) == {t: "YES" for t in TENANT}
 

@@ -74,6 +74,8 @@ def handle(args) -> int:
         argv.append("--allow-root")
     argv += [a for a in args.jupyter_args if a != "--"]
     os.environ[db.ENV_VAR] = url
-    print("starting JupyterLab: open notebooks/00_preflight.ipynb and run it top to bottom", flush=True)
+    print("starting JupyterLab: open notebooks/00_preflight.ipynb and run it top to bottom; the writing "
+          "stages (10, 20, 40, 60) are dry runs there unless you set confirm = True in their parameters "
+          "cell (each confirmed write is recorded in tenancy_runbook.interactive_writes)", flush=True)
     os.execv(jupyter, argv)
     return 0   # not reached

@@ -86,7 +86,7 @@ def index(run_dir: Path, signature: str) -> str:
              f"<h1>Run {escape(m.get('run_id') or '')}: <span class='{escape(str(m.get('result')))}'>"
              f"{escape(str(m.get('result')))}</span></h1>", header(facts), "<h2>Stages</h2>", _stages(m),
              "<h2>Parameters</h2>", _parameters(m)]
-    writes = m.get("interactive_writes")
+    writes = (m.get("interactive_writes") or {}).get("writes")
     if writes:
         parts += ["<h2>Writes outside the runner since the previous run</h2>", _table(writes)]
     parts += ["<h2>How to check this run</h2><p><code>tenancy-runbook verify " + escape(str(m.get("run_id")))

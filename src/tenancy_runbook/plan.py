@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import os
 
-from . import db, params
+from . import db, interactive, params
 from .paths import ROOT, SQL_DIR
 from .runbook import Runbook, Stage
 
@@ -28,6 +28,8 @@ def parameters(stage: Stage) -> list[str]:
         param = params.get(name)
         if name == "run_id":
             value = "<set by the runner>"
+        elif name == "confirm" and stage.name in interactive.STAGES and name not in stage.parameters:
+            value = "not needed under the runner (a stage run on its own writes only with confirm=True)"
         elif name in stage.parameters:
             value = repr(stage.parameters[name])
         else:

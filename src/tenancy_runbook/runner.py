@@ -36,7 +36,7 @@ from nbclient.exceptions import CellExecutionError
 from papermill.exceptions import PapermillExecutionError
 from traitlets import default
 
-from . import archive, control, db, pages, runlock, seal
+from . import archive, control, db, interactive, pages, runlock, seal
 from .errors import RunbookError
 from .paths import OUTPUTS_DIR
 from .runbook import Runbook, Stage
@@ -326,6 +326,8 @@ def _run(book, stages, run_dir, url, lock, stop, on_stage, sign_key, key) -> lis
               "ci": archive.ci_context(), "database": target, "index": pages.INDEX, "stages": []}
     if key:
         record["signature"] = {"file": archive.MANIFEST + seal.SIGNATURE, "namespace": seal.NAMESPACE, "key": key}
+    # writes made outside the runner (a stage run alone with confirm=True) since the previous run
+    record["interactive_writes"] = interactive.for_manifest(lock.conn, run_dir, target, record["started_at"])
     results = []
     evidence = control.RunRecord(lock)
     try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pandas as pd
 import psycopg
 
-from .. import db, history, locks, runlock
+from .. import db, history, interactive, locks, runlock
 from ..errors import GateFailed
 from ..locks import DDLLog, RetryPolicy, run_ddl
 
@@ -25,7 +25,7 @@ INDEXES = ("Connection_workspaceId_provider_key", "MetricDaily_workspaceId_date_
 SQL = (("add_workspace_columns/detect", "add_workspace_columns/add_column")
        + tuple(f"add_workspace_columns/{i}" for i in INDEXES)
        + ("add_workspace_columns/drop_index", "add_workspace_columns/add_foreign_key",
-          "common/validate_constraint") + locks.SQL + history.SQL + runlock.WRITER_SQL)
+          "common/validate_constraint") + locks.SQL + history.SQL + runlock.WRITER_SQL + interactive.SQL)
 
 
 def detect(conn: psycopg.Connection) -> pd.DataFrame:
@@ -94,3 +94,39 @@ def _index_state(conn: psycopg.Connection, name: str) -> tuple[bool, bool]:
     """(exists, valid) for one of migration 1's indexes."""
     state = detect(conn).set_index("name").loc[name]
     return bool(state["present"]), bool(state["complete"])
+
+
+def plan(conn: psycopg.Connection) -> interactive.Plan:
+    """What apply() would do now, changing nothing (a dry run): each step still to do, in order,
+    with the statement it runs."""
+    state = detect(conn)
+    recorded = history.is_recorded(conn, MIGRATION)
+    if recorded and not state["complete"].all():
+        missing = ", ".join(state.loc[~state["complete"], "name"])
+        return interactive.plan("10_add_workspace_columns", [], refusal=(
+            f"Migration 1 is recorded as applied in {history.where(conn)}, but the schema lacks: {missing}. "
+            f"Someone changed the schema by hand; compare it with sql/{MIGRATION}.sql before going on."))
+    steps = []
+    for row in state.itertuples():
+        if row.complete:
+            continue
+        if row.kind == "column":
+            steps.append({"step": f"add column {row.name} (nullable)", "table": row.table,
+                          "sql": interactive.statement("add_workspace_columns/add_column", table=row.table)})
+        elif row.kind == "index":
+            if row.present:
+                steps.append({"step": f"drop the INVALID leftover of index {row.name}", "table": row.table,
+                              "sql": interactive.statement("add_workspace_columns/drop_index", index=row.name)})
+            steps.append({"step": f"build index {row.name}", "table": row.table,
+                          "sql": interactive.statement(f"add_workspace_columns/{row.name}")})
+        else:
+            if not row.present:
+                steps.append({"step": f"add foreign key {row.name} NOT VALID", "table": row.table,
+                              "sql": interactive.statement("add_workspace_columns/add_foreign_key",
+                                                           table=row.table, constraint=row.name)})
+            steps.append({"step": f"validate foreign key {row.name}", "table": row.table,
+                          "sql": interactive.statement("common/validate_constraint", table=row.table,
+                                                       constraint=row.name)})
+    if not recorded:
+        steps.append({"step": f"record migration 1 as applied in {history.where(conn)}"})
+    return interactive.plan("10_add_workspace_columns", steps)

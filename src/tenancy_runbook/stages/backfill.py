@@ -32,7 +32,7 @@ import pandas as pd
 import psycopg
 from tqdm import tqdm
 
-from .. import TENANT_TABLES, checks, control, db, health, locks, params, quarantine, runlock
+from .. import TENANT_TABLES, checks, control, db, health, interactive, locks, params, quarantine, runlock
 from ..errors import GateFailed
 from ..locks import DDLLog, RetryPolicy, run_ddl
 from ..params import CHOICES, check_values  # noqa: F401 (CHOICES: fail | quarantine, declared in params.py)
@@ -52,7 +52,7 @@ SQL = (checks.SQL + preflight.SQL[len(checks.SQL):]
           "backfill/extent", "backfill/density", "backfill/analyze", "backfill/key_bound",
           "backfill/guard_unplaced")
        + tuple(dict.fromkeys(statement for step in STEPS for statement in step[1:]))
-       + quarantine.SQL + locks.SQL + runlock.WRITER_SQL + health.SQL + control.SQL)
+       + quarantine.SQL + locks.SQL + runlock.WRITER_SQL + health.SQL + control.SQL + interactive.SQL)
 
 
 @dataclass
@@ -311,11 +311,15 @@ def handle_collisions(conn: psycopg.Connection, on_collision: str, run_id: str) 
     """Before any write: fail on a projected collision, or quarantine the losing connections."""
     found = preflight.collisions(conn)
     if len(found) and check_choice("on_collision", on_collision) == "fail":
-        raise GateFailed("Backfill refused, nothing was written: "
-                         + preflight.problems(found, found.iloc[0:0])[0]
-                         + " Or run with -p on_collision quarantine to keep the most recently "
-                           "updated connection of each pair and quarantine the others.")
+        raise GateFailed(collision_refusal(found))
     return quarantine.collisions(conn, found, run_id)
+
+
+def collision_refusal(found: pd.DataFrame) -> str:
+    """Why the backfill refuses the projected collisions ``found`` with on_collision='fail'."""
+    return ("Backfill refused, nothing was written: " + preflight.problems(found, found.iloc[0:0])[0]
+            + " Or run with -p on_collision quarantine to keep the most recently "
+              "updated connection of each pair and quarantine the others.")
 
 
 def install_guard(conn: psycopg.Connection, policy: RetryPolicy, log: DDLLog) -> pd.DataFrame:
@@ -844,3 +848,47 @@ def batch_summary(batches: pd.DataFrame) -> pd.DataFrame:
     retries = batches[batches["error"].notna()].groupby("table").size()
     out["retries"] = out["table"].map(retries).fillna(0).astype(int)
     return out.round(1)[columns]
+
+
+def plan(conn: psycopg.Connection, on_collision: str, on_orphan: str) -> interactive.Plan:
+    """What this stage would do now, changing nothing (a dry run): the colliding connections it
+    would quarantine (or the collisions it would refuse on), the guard it would install, the rows
+    still NULL per table it would backfill, and what becomes of the rows the rule cannot place.
+    Row counts are as of now (a quarantined connection's rows are not backfilled)."""
+    stage = "20_backfill"
+    try:
+        checks.require_columns(conn, stage)
+    except GateFailed as exc:
+        return interactive.plan(stage, [], refusal=str(exc))
+    steps, refusal = [], ""
+    found = preflight.collisions(conn)
+    if len(found) and check_choice("on_collision", on_collision) == "fail":
+        refusal = collision_refusal(found)
+    elif len(found):
+        losers = int(found["connections"].sum()) - len(found)
+        steps.append({"step": f"quarantine the colliding connections of {len(found)} (workspaceId, provider) "
+                              "pair(s), keeping the most recently updated of each, with their MetricDaily "
+                              "and Insight rows", "table": "Connection", "rows": losers,
+                      "sql": "sql/quarantine/move_by_connection.sql, sql/quarantine/move_by_id.sql"})
+    guarded = guard_state(conn).set_index("table")["guarded"]
+    steps.append({"step": "create (or replace) the transition guard's functions and counts",
+                  "sql": "sql/backfill/guard.sql"})
+    steps += [{"step": ("re-install the transition guard (it is on: replaced, its counts kept)" if guarded[t]
+                        else "install the transition guard"), "table": t,
+               "sql": interactive.statement("backfill/guard_trigger", table=t)} for t in TENANT_TABLES]
+    left = leftover(conn).set_index("table")
+    for table, pages, keyset in STEPS:
+        placeable = int(left.loc[table, "nulls"] - left.loc[table, "unplaceable"])
+        if placeable > 0:
+            steps.append({"step": "backfill workspaceId by the rule, in batches", "table": table,
+                          "rows": placeable, "sql": f"sql/{pages}.sql, then sql/{keyset}.sql"})
+    quarantines = check_choice("on_orphan", on_orphan) == "quarantine"
+    for table in quarantine.QUARANTINE_ORDER:
+        rows = int(left.loc[table, "unplaceable"])
+        if rows and quarantines:
+            steps.append({"step": "quarantine the rows the rule cannot place", "table": table, "rows": rows,
+                          "sql": "sql/quarantine/move_unplaced.sql"})
+        elif rows:
+            steps.append({"step": "leave NULL the rows the rule cannot place (on_orphan is fail: "
+                                  "30_check_backfill then stops the runbook)", "table": table, "rows": rows})
+    return interactive.plan(stage, [] if refusal else steps, refusal=refusal)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import psycopg
 
-from .. import TENANT_TABLES, checks, db, history
+from .. import TENANT_TABLES, checks, db, history, interactive
 from ..errors import GateFailed
 from ..locks import DDLLog, RetryPolicy, run_ddl
 from . import backfill
@@ -68,3 +68,52 @@ def apply(conn: psycopg.Connection, policy: RetryPolicy, run_id: str, log: DDLLo
 def _check_state(conn: psycopg.Connection, table: str) -> str:
     return db.one(conn, "enforce_not_null/check_state",
                   {"table": table, "constraint": check_name(table)})["state"]
+
+
+def plan(conn: psycopg.Connection, on_orphan: str) -> interactive.Plan:
+    """What this stage would do now, changing nothing (a dry run): the last sweep's rows per table,
+    then, per table still nullable, each step of the recipe with its statement. It would refuse
+    while a NULL would stay after the sweep (on_orphan='fail'), or without the guard (the sweep
+    batches only with it on)."""
+    stage = "40_enforce_not_null"
+    try:
+        checks.require_columns(conn, stage)
+    except GateFailed as exc:
+        return interactive.plan(stage, [], refusal=str(exc))
+    states = checks.column_state(conn).set_index("table")["workspaceId"]
+    recorded = history.is_recorded(conn, MIGRATION)
+    if recorded and (states == "NOT NULL").all():
+        return interactive.plan(stage, [], notes=[f"Migration 2 is applied (recorded in {history.where(conn)})."])
+    refusal = ""
+    if not backfill.guard_state(conn)["guarded"].all():
+        refusal = ("The transition guard is not installed on every table, and the last sweep batches only "
+                   "with it on: run 20_backfill first.")
+    left = backfill.leftover(conn).set_index("table")
+    steps = [{"step": "last sweep: backfill workspaceId by the rule, in batches", "table": table,
+              "rows": int(left.loc[table, "nulls"] - left.loc[table, "unplaceable"])}
+             for table in TENANT_TABLES if left.loc[table, "nulls"] > left.loc[table, "unplaceable"]]
+    unplaceable = left["unplaceable"]
+    if unplaceable.sum() and backfill.check_choice("on_orphan", on_orphan) == "quarantine":
+        steps += [{"step": "last sweep: quarantine the rows the rule cannot place", "table": table,
+                   "rows": int(unplaceable[table]), "sql": "sql/quarantine/move_unplaced.sql"}
+                  for table in TENANT_TABLES if unplaceable[table]]
+    elif unplaceable.sum():
+        refusal = refusal or checks.null_message(unplaceable.rename("nulls").reset_index())
+    checks_left = {table: _check_state(conn, table) for table in TENANT_TABLES}
+    for table, state in checks_left.items():
+        if states[table] == "NOT NULL":
+            continue
+        if state == "absent":
+            steps.append({"step": "add CHECK NOT VALID", "table": table, "sql": interactive.statement(
+                "enforce_not_null/add_check", table=table, constraint=check_name(table))})
+        if state != "validated":
+            steps.append({"step": "validate CHECK", "table": table, "sql": interactive.statement(
+                "common/validate_constraint", table=table, constraint=check_name(table))})
+        steps.append({"step": "SET NOT NULL", "table": table,
+                      "sql": interactive.statement("enforce_not_null/set_not_null", table=table)})
+    steps += [{"step": "drop CHECK", "table": table, "sql": interactive.statement(
+        "enforce_not_null/drop_check", table=table, constraint=check_name(table))}
+        for table, state in checks_left.items() if states[table] != "NOT NULL" or state != "absent"]
+    if not recorded:
+        steps.append({"step": f"record migration 2 as applied in {history.where(conn)}"})
+    return interactive.plan(stage, steps, refusal=refusal)

@@ -18,14 +18,14 @@ import numpy as np
 import pandas as pd
 import psycopg
 
-from .. import TENANT_TABLES, checks, db, locks, params, runlock
+from .. import TENANT_TABLES, checks, db, interactive, locks, params, runlock
 from ..errors import GateFailed
 from ..locks import DDLLog, RetryPolicy, run_ddl
 from .backfill import guard_state
 
 SQL = ("remove_guard/placements_present", "remove_guard/placements", "remove_guard/drop_trigger",
        "remove_guard/drop_functions", "remove_guard/drop_placements", "remove_guard/drop_schema_if_empty",
-       "backfill/guard_state", "common/column_state") + locks.SQL + runlock.WRITER_SQL
+       "backfill/guard_state", "common/column_state") + locks.SQL + runlock.WRITER_SQL + interactive.SQL
 FINISH = "tenancy-runbook run runbooks/finish.yaml"
 COLUMNS = ["table", "guarded", "placed", "unplaced", "last_at", "last_s_ago", "counting_since", "counting_s"]
 
@@ -180,3 +180,21 @@ def _span(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60}min {seconds % 60}s"
     return f"{seconds // 3600}h {seconds % 3600 // 60}min"
+
+
+def plan(conn: psycopg.Connection, frame: pd.DataFrame, quiet_period: str) -> interactive.Plan:
+    """What run() would do now, changing nothing (a dry run), from the guard's state and its counts
+    (``frame``: placements()): the triggers it would drop, then the functions, the counts and the
+    schema if empty; and why a confirmed run would refuse (NOT NULL not enforced, not quiet)."""
+    stage = "60_remove_guard"
+    on = frame.loc[frame["guarded"], "table"].tolist()
+    if not on:
+        return interactive.plan(stage, [], notes=["The transition guard is not installed on any table: "
+                                                  "nothing to remove."])
+    steps = [{"step": "remove the transition guard (its triggers)", "table": table,
+              "sql": interactive.statement("remove_guard/drop_trigger", table=table)} for table in on]
+    steps += [{"step": "drop the guard's functions", "sql": interactive.statement("remove_guard/drop_functions")},
+              {"step": "drop the guard's counts", "sql": interactive.statement("remove_guard/drop_placements")},
+              {"step": "drop schema tenancy_runbook if nothing is left in it",
+               "sql": "sql/remove_guard/drop_schema_if_empty.sql"}]
+    return interactive.plan(stage, steps, refusal=not_enforced(conn, on) or not_quiet(frame, quiet_period))
