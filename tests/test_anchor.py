@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from conftest import SMALL, cli, run_runbook
 
-from tenancy_runbook import archive, demo
+from tenancy_runbook import archive, demo, pages
 
 needs_ssh_keygen = pytest.mark.skipif(subprocess.run(["which", "ssh-keygen"], capture_output=True).returncode,
                                       reason="ssh-keygen (OpenSSH's client) is not installed: .ci/run installs it")
@@ -114,6 +114,8 @@ def test_each_page_stands_alone_and_the_index_links_every_stage(datahub, tmp_pat
     (run_dir / "index.html").write_text(index.replace(">passed<", ">failed<"))
     changed = cli("verify", run_dir)
     assert changed.returncode == 1 and "changed: index.html" in changed.stdout
+    (run_dir / "index.html").write_text(index)
+    assert m["index"] == {"file": "index.html", "format": pages.FORMAT}
 
 
 def test_two_databases_in_one_outputs_folder_form_two_chains(datahub, server_url, tmp_path):

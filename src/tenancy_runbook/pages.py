@@ -16,6 +16,9 @@ import nbformat
 from . import db
 
 INDEX = "index.html"
+# How index() renders. verify compares an index.html only with what this version renders from the
+# same manifest: raise it whenever index() changes, so older runs are not reported as changed.
+FORMAT = 1
 STYLE = ("body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,'DejaVu Sans',sans-serif;margin:1.5em}"
          "table{border-collapse:collapse;margin:.5em 0 1.2em}th,td{border:1px solid #bbb;padding:.25em .6em;"
          "text-align:left;vertical-align:top}th{background:#eee}.passed,.ok{color:#166534}"

@@ -323,7 +323,7 @@ def _run(book, stages, run_dir, url, lock, stop, on_stage, sign_key, key) -> lis
     record = {"run_id": run_dir.name,
               "runbook": {"path": str(book.path), "name": book.name, "sha256": book.sha256},
               "started_at": archive.now(), "operator": archive.operator(), "suite": archive.suite(),
-              "ci": archive.ci_context(), "database": target, "index": pages.INDEX, "stages": []}
+              "ci": archive.ci_context(), "database": target, "index": {"file": pages.INDEX, "format": pages.FORMAT}, "stages": []}
     if key:
         record["signature"] = {"file": archive.MANIFEST + seal.SIGNATURE, "namespace": seal.NAMESPACE, "key": key}
     # writes made outside the runner (a stage run alone with confirm=True) since the previous run
