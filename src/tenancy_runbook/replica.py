@@ -144,6 +144,14 @@ def start_replica(primary_url: str, timeout: float = 120.0) -> Replica:
 
 
 # --------------------------------------------------------------------------- the primary
+def _proc_link(pid: int, name: str) -> Path | None:
+    """/proc/<pid>/<name> (cwd, exe) of a process of this machine; None when not readable."""
+    try:
+        return Path(os.readlink(f"/proc/{pid}/{name}"))
+    except OSError:
+        return None
+
+
 def _inspect(primary_url: str) -> dict:
     """What making a replica of this server takes: its binaries, data directory, OS user, settings."""
     try:
@@ -157,6 +165,10 @@ def _inspect(primary_url: str) -> dict:
             at_least = dict(conn.execute(
                 "SELECT name, setting FROM pg_settings WHERE name = ANY(%s)", (list(AT_LEAST_PRIMARY),)).fetchall())
             bindir = conn.execute("SELECT setting FROM pg_config WHERE name = 'BINDIR'").fetchone()
+            # while connected: the backend's working directory is its data directory when the
+            # server is this machine's (closed, the backend may be gone before we look)
+            local = _proc_link(row[1], "cwd") == Path(row[2]).resolve()
+            exe = _proc_link(row[1], "exe")
     except psycopg.errors.InsufficientPrivilege as exc:
         raise ReplicaUnavailable(f"making a replica needs a superuser's URL: {exc}".strip()) from None
     user, pid, data_dir, hba_file, wal_level, senders, version, can_replicate = row
@@ -166,13 +178,9 @@ def _inspect(primary_url: str) -> dict:
     if not can_replicate:
         raise ReplicaUnavailable(f"the role {user} has no REPLICATION attribute")
     data = Path(data_dir)
-    try:    # a backend's working directory is its data directory: then the server is this machine's
-        local = Path(os.readlink(f"/proc/{pid}/cwd")) == data.resolve()
-    except OSError:
-        local = False
     if not local:
         raise ReplicaUnavailable(f"the server (data directory {data}) does not run on this machine")
-    bin_dir = _bin_dir(pid, bindir[0] if bindir else None, version)
+    bin_dir = _bin_dir(exe, bindir[0] if bindir else None, version)
     owner = pwd.getpwuid(data.stat().st_uid).pw_name
     os_user = owner if os.geteuid() == 0 else None     # not root: the server runs as we do
     info = psycopg.conninfo.conninfo_to_dict(primary_url)
@@ -182,14 +190,10 @@ def _inspect(primary_url: str) -> dict:
                          if k in ("host", "hostaddr", "port", "user", "password", "sslmode")}}
 
 
-def _bin_dir(backend_pid: int, compiled_bindir: str | None, version: int) -> Path:
+def _bin_dir(backend_exe: Path | None, compiled_bindir: str | None, version: int) -> Path:
     """The directory of the running server's own binaries (the backend's executable, else the
     BINDIR it was built with, else Debian's layout)."""
-    candidates = []
-    try:
-        candidates.append(Path(os.readlink(f"/proc/{backend_pid}/exe")).parent)
-    except OSError:
-        pass
+    candidates = [backend_exe.parent] if backend_exe else []
     if compiled_bindir:
         candidates.append(Path(compiled_bindir))
     candidates.append(Path(f"/usr/lib/postgresql/{version // 10000}/bin"))
