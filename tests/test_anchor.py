@@ -160,15 +160,15 @@ def test_junit_xml_has_a_testcase_per_stage_and_gate_and_the_failure(datahub, tm
 
     suite = ET.parse(report).getroot().find("testsuite")
     cases = suite.findall("testcase")
-    stages = [c.get("name") for c in cases if not c.get("name").startswith("gate ")]
-    assert stages == ["00_preflight", "10_add_workspace_columns", "20_backfill", "30_check_backfill",
-                      "40_enforce_not_null", "50_post_verify"]
-    failed = [c for c in cases if c.find("failure") is not None]
-    assert {c.get("name") for c in failed} >= {"00_preflight"}
-    assert any(c.get("name").startswith("gate ") for c in failed)
-    assert all("collision" in c.find("failure").text for c in failed)
-    assert suite.get("failures") == str(len(failed)) and int(suite.get("skipped")) >= 5
-    assert [c for c in cases if c.get("name") == "10_add_workspace_columns"][0].find("skipped") is not None
+    assert [c.get("name") for c in cases] == ["00_preflight", "10_add_workspace_columns", "20_backfill",
+                                              "30_check_backfill", "40_enforce_not_null", "50_post_verify"]
+    [failed] = [c for c in cases if c.find("failure") is not None]
+    assert failed.get("name") == "00_preflight" and failed.find("failure").get("type") == "gate failed"
+    message = failed.find("failure").text
+    assert message.startswith("gate failed: assert not problems") and "collision" in message, message
+    assert "gate 3 failed: assert not problems" in failed.find("system-out").text
+    assert all(c.find("skipped") is not None for c in cases[1:])
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("6", "1", "5")
 
 
 def test_the_manifest_records_the_ci_context(datahub, tmp_path):

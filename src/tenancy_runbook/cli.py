@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--sign-key", type=Path, metavar="PATH", help="sign manifest.json with this private "
                      "SSH key (ssh-keygen -Y sign, namespace tenancy-runbook): manifest.json.sig")
     run.add_argument("--junit-xml", type=Path, metavar="FILE", help="write the run as JUnit XML: one "
-                     "testcase per stage and per gate, a failure carrying the gate's message")
+                     "testcase per stage, a failure carrying the failing gate's message")
     run.set_defaults(handler=_run)
 
     plan = sub.add_parser("plan", help="show the stages, their parameters and the SQL each runs, "
