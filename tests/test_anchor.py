@@ -179,10 +179,10 @@ def test_the_manifest_records_the_ci_context(datahub, tmp_path):
     assert cli("run", "runbooks/datahub-tenancy.yaml", "--run-dir", run_dir, "--to", "00_preflight",
                url=url, env=env).returncode == 0
     assert manifest(run_dir)["ci"] == {"provider": "GitHub Actions", "run_url": "https://github.com/acme/datahub/actions/runs/4242",
-                                       "job": "migrate", "commit": "abc123", "actor": "release-bot"}
+                                       "job_id": "migrate", "commit": "abc123", "actor": "release-bot"}
     assert archive.ci_context({"GITLAB_CI": "true", "CI_JOB_URL": "https://gitlab.example/j/7", "CI_JOB_ID": "7",
                                "CI_COMMIT_SHA": "def", "GITLAB_USER_LOGIN": "ana"}) == {
-        "provider": "GitLab CI", "run_url": "https://gitlab.example/j/7", "job": "7", "commit": "def", "actor": "ana"}
+        "provider": "GitLab CI", "run_url": "https://gitlab.example/j/7", "job_id": "7", "commit": "def", "actor": "ana"}
     assert archive.ci_context({"JENKINS_URL": "https://ci/", "BUILD_URL": "https://ci/job/m/3/", "BUILD_TAG": "jenkins-m-3",
                                "GIT_COMMIT": "0f0"})["run_url"] == "https://ci/job/m/3/"
     assert archive.ci_context({}) is None

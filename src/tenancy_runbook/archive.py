@@ -258,7 +258,7 @@ def ci_context(env=None) -> dict | None:
         else:
             run_url = env.get(url) or env.get("CI_PIPELINE_URL")
         return {"provider": provider, "run_url": db.redact(run_url) if run_url else None,
-                "job": env.get(job), "commit": env.get(commit), "actor": env.get(actor)}
+                "job_id": env.get(job), "commit": env.get(commit), "actor": env.get(actor)}
     return None
 
 
