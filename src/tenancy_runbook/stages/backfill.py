@@ -768,6 +768,7 @@ def _batch(conn, table, statement, params, policy) -> tuple[dict, float]:
             result = cur.fetchone()
     except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable,
             psycopg.errors.DeadlockDetected) as exc:
+        _settle(conn)
         raise _Retry(str(exc).strip(), not isinstance(exc, psycopg.errors.QueryCanceled)) from None
     except psycopg.errors.UniqueViolation as exc:
         raise GateFailed(f"backfill of {table} stopped: {str(exc).strip()}. Two connections map "
@@ -775,6 +776,19 @@ def _batch(conn, table, statement, params, policy) -> tuple[dict, float]:
                          "the check. Earlier batches are kept; run the stage again (with "
                          "-p on_collision quarantine to move the loser aside).") from None
     return result, (time.monotonic() - t0) * 1000
+
+
+def _settle(conn) -> None:
+    """After a batch failed inside its pipeline: fetch what the pipeline still held (the results
+    of its transaction's end) and leave the connection idle, so that the next batch's
+    transaction starts with BEGIN, not with a SAVEPOINT in a transaction that is gone."""
+    try:
+        with conn.pipeline():
+            pass
+    except psycopg.Error:
+        pass            # the failed batch's leftovers: nothing of it was written
+    if conn.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.rollback()
 
 
 BATCH_COLUMNS = ["table", "pass", "batch", "worker", "try", "size", "pages", "tuples", "scanned", "updated",
