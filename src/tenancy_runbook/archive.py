@@ -295,7 +295,7 @@ def verify(run_dir: Path, allowed_signers: Path | None = None, expect_sha256: st
         problems += wrong
         if principal:
             notes.append(f"{MANIFEST} signed by {principal} (a key in {allowed_signers})")
-    elif (run_dir / (MANIFEST + seal.SIGNATURE)).is_file():
+    elif seal.signature_of(path).is_file():
         notes.append(f"{MANIFEST}{seal.SIGNATURE} present, not checked: give --allowed-signers FILE")
     try:
         manifest = json.loads(path.read_text())

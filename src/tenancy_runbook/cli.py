@@ -142,7 +142,8 @@ def say_anchor(run_dir: Path, out=None) -> None:
     manifest = Path(run_dir) / archive.MANIFEST
     if not manifest.is_file():
         return
-    signature = manifest.with_name(manifest.name + ".sig")
+    from . import seal
+    signature = seal.signature_of(manifest)
     if signature.is_file():
         print(f"signed: {signature}", file=out or sys.stdout)
     print(f"manifest sha256: {archive.sha256(manifest)}", file=out or sys.stdout, flush=True)

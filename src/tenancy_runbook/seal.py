@@ -20,6 +20,12 @@ SIGNATURE = ".sig"     # manifest.json.sig
 TIMEOUT_S = 30
 
 
+def signature_of(manifest: Path) -> Path:
+    """Where ``manifest``'s signature is kept: beside it, ``manifest.json.sig``."""
+    manifest = Path(manifest)
+    return manifest.with_name(manifest.name + SIGNATURE)
+
+
 def _ssh_keygen(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
     exe = shutil.which("ssh-keygen")
     if exe is None:
@@ -52,7 +58,7 @@ def check_key(key: Path) -> str:
 def sign(manifest: Path, key: Path) -> Path:
     """``manifest``.sig, made with ``key`` in the tenancy-runbook namespace."""
     manifest = Path(manifest)
-    signature = manifest.with_name(manifest.name + SIGNATURE)
+    signature = signature_of(manifest)
     signature.unlink(missing_ok=True)
     done = _ssh_keygen("-Y", "sign", "-f", str(key), "-n", NAMESPACE, str(manifest))
     if done.returncode != 0 or not signature.is_file():
@@ -64,7 +70,7 @@ def described(manifest: Path) -> str:
     """The signature beside ``manifest`` as the run's index shows it (without checking who may
     sign: that is verify --allowed-signers)."""
     manifest = Path(manifest)
-    signature = manifest.with_name(manifest.name + SIGNATURE)
+    signature = signature_of(manifest)
     if not signature.is_file():
         return ("not signed: the anchor is the manifest's sha256, printed at the end of the run "
                 "(tenancy-runbook verify RUN_DIR --expect-sha256 HEX)")
@@ -81,7 +87,7 @@ def verify(manifest: Path, allowed_signers: Path) -> tuple[list[str], str | None
     allowed_signers format): missing, not matching the manifest, or by a key not allowed; and
     who signed it (the principal) when nothing is."""
     manifest, allowed_signers = Path(manifest), Path(allowed_signers)
-    signature = manifest.with_name(manifest.name + SIGNATURE)
+    signature = signature_of(manifest)
     if not allowed_signers.is_file():
         raise RunbookError(f"--allowed-signers {allowed_signers}: no such file (one line per signer: "
                            "'PRINCIPAL KEYTYPE KEY', as for git's gpg.ssh.allowedSignersFile)")
