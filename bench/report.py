@@ -20,7 +20,7 @@ TARGETS = [  # (headline key, comparison, target, what it says)
      "batched backfill with 2 workers vs one UPDATE (idle server)"),
     ("backfill_2_workers_vs_single_update_1m", ">=", 1.4,
      "batched backfill with 2 workers vs one UPDATE at 1,000,000 rows (idle server)"),
-    ("max_batch_ms", "<=", 250, "longest batch transaction, any batched backfill measured (ms)"),
+    ("max_batch_ms", "<=", 250, "longest batch transaction, any batched backfill measured, cancelled tries included (ms)"),
     ("writer_max_wait_ms_enforce", "<=", 50, "longest writer wait during the runbook's enforcement (ms)"),
 ]
 ONE_MILLION = 1_000_000   # the size the *_1m figures are read at
@@ -61,8 +61,9 @@ WHEN_MISSED = {  # what a miss means and what would close it (shown only for a m
         "batches only. The longest ones came in pairs, both workers at once: a stall of the whole server "
         "(a checkpoint), not a batch grown too large; a lower target_batch_ms (80 ms, by hand at 3M rows) "
         "did not remove them. Closing it: a larger max_wal_size, so checkpoints are rarer during the "
-        "backfill (a server setting, not the runbook's), or bounding each batch by a statement timeout "
-        "near 250 ms (a stalled batch is then cancelled and retried smaller: its work is lost).",
+        "backfill (a server setting, not the runbook's), or bounding each batch by its statement timeout "
+        "(a stalled batch is then cancelled and retried smaller: its work is lost); the 2-worker run "
+        "does that since the figures with max_try_ms (batch_statement_timeout 200ms).",
     "writer_max_wait_ms_enforce":
         "Every exclusive lock of the enforcement is held for milliseconds, so a long wait means a "
         "writer queued behind a DDL statement that itself waited (lock_timeout bounds that wait). "
@@ -98,7 +99,7 @@ def longest_batch(r: dict) -> float:
     b = r["backfill"]
     runs = [b["batched"], (idle_of(r) or {}).get("batched"), throughput(r, "batched_2_workers"),
             (b.get("replica") or {}).get("batched")]
-    return max(run["max_batch_ms"] for run in runs if run)
+    return max(run.get("max_try_ms", run["max_batch_ms"]) for run in runs if run)
 
 
 GROWTH = [  # (label, how to read it from one result)
