@@ -129,9 +129,9 @@ def ddl_steps(notebook):
     import re
     import pandas as pd
     nb = json.loads(notebook.read_text())
-    cell = next(c for c in nb["cells"] if "ddl_steps = ddl.frame()" in "".join(c["source"]))
+    cell = next(c for c in nb["cells"] if "nb.ddl_steps(" in "".join(c["source"]))
     text = next("".join(o["data"]["text/plain"]) for o in cell["outputs"] if "text/plain" in o.get("data", {})
-                and "attempts" in "".join(o["data"]["text/plain"]))
+                and "text/markdown" not in o["data"] and "attempts" in "".join(o["data"]["text/plain"]))
     rows = re.findall(r"^\s*\d+\s+(.+?)\s{2,}(\w+)\s+(\d+)\s+(\d+)\s+\S+\s+\S+\s*$", text, re.M)
     return pd.DataFrame([(s, t, int(a), int(w)) for s, t, a, w in rows],
                         columns=["step", "table", "attempts", "waited_ms"])

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import papermill
 import pytest
 from conftest import query, run_runbook
 
-from tenancy_runbook import db, embedded
-from tenancy_runbook.paths import NOTEBOOKS_DIR, SQL_DIR
+from tenancy_runbook import db, embedded, stages
+from tenancy_runbook.paths import NOTEBOOKS_DIR, ROOT, SQL_DIR
 
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 
@@ -33,6 +36,64 @@ def test_notebook_is_stored_clean_with_a_parameters_cell(path):
     source = "\n".join("".join(c["source"]) for c in code)
     assert not re.search(r"postgres(ql)?://|DATABASE_URL\s*=|password", source, re.I)
     assert re.search(r"^assert ", source, re.M), "a gate is a visible assert"
+
+
+def test_each_stage_module_says_whether_it_writes_and_its_notebook_agrees():
+    """stages.read_only (its module's READ_ONLY) is what plan and interactive go by: a read-only
+    stage's notebook connects read-only and has no confirm; a writing one's takes confirm."""
+    for path in NOTEBOOKS:
+        module = stages.module(path.stem)
+        declared = getattr(module, "READ_ONLY", None)
+        assert declared in (True, False, None), f"{module.__name__}: READ_ONLY = True or False"
+        source = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"])
+        assert stages.read_only(path.stem) == ("nb.connect(read_only=True" in source), path.stem
+        assert stages.read_only(path.stem) == ("confirm" not in papermill.inspect_notebook(str(path))), path.stem
+    assert [p.stem for p in NOTEBOOKS if stages.read_only(p.stem)] == ["00_preflight", "30_check_backfill",
+                                                                       "50_post_verify"]
+
+
+def imports(package: Path) -> dict[str, set[str]]:
+    """Each module of ``package`` -> the modules of it that it imports (anywhere in it, at run time)."""
+    def name(path: Path) -> str:
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+    modules = {name(p): p for p in package.rglob("*.py")}
+    graph = {m: set() for m in modules}
+    for module, path in modules.items():
+        here = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.dump(node.test):
+                node.body = []                         # for annotations only
+            if isinstance(node, ast.Import):
+                graph[module] |= {a.name for a in node.names if a.name in modules}
+            elif isinstance(node, ast.ImportFrom):
+                base = ".".join(here[:len(here) - node.level + 1] if node.level else [])
+                stem = ".".join(filter(None, [base, node.module]))
+                graph[module] |= {f"{stem}.{a.name}" if f"{stem}.{a.name}" in modules else stem
+                                  for a in node.names} & set(modules)
+        graph[module].discard(module)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> set[frozenset]:
+    """The import cycles: each set of modules that reach one another."""
+    reach = {m: set() for m in graph}
+    for start in graph:
+        todo = list(graph[start])
+        while todo:
+            m = todo.pop()
+            if m not in reach[start]:
+                reach[start].add(m)
+                todo += graph[m]
+    return {frozenset([a] + [b for b in reach[a] if a in reach[b]]) for a in graph if a in reach[a]}
+
+
+def test_no_import_cycle_in_the_package():
+    graph = imports(ROOT / "src" / "tenancy_runbook")
+    short = {frozenset(m.removeprefix("tenancy_runbook.") for m in c) for c in cycles(graph)}
+    known = {frozenset({"archive", "control"})}     # archive.summary_lines borrows control.throttle_line
+    assert short <= known, sorted(sorted(c) for c in short - known)
+    assert not any(m.startswith("tenancy_runbook.stages.") for m in graph["tenancy_runbook.runner"])
 
 
 def test_the_backfill_rule_is_written_once_per_form():

@@ -111,7 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def handle(args) -> int:
-    from . import cli, runbook, runner
+    from . import report, runbook, runner
 
     options = check_options({k: getattr(args, k) for k in DEFAULTS})
     book = runbook.load(args.runbook, dict(args.parameter))
@@ -123,10 +123,10 @@ def handle(args) -> int:
         print("seeded: " + ", ".join(f"{t} {n}" for t, n in counts.items()), flush=True)
         os.environ[db.ENV_VAR] = url
         run_dir = args.run_dir or runner.new_run_dir()
-        results = runner.run(book, book.stages, run_dir, on_stage=cli.print_stage)
-        code = cli.report(results, run_dir, book.stages)
-        said_next = cli.say_next(book, book.stages, code)
-        cli.say_anchor(run_dir)
+        results = runner.run(book, book.stages, run_dir, on_stage=report.print_stage)
+        code = report.report(results, run_dir, book.stages)
+        said_next = report.say_next(book, book.stages, code)
+        report.say_anchor(run_dir)
     print("embedded server stopped (in production, the steps above come next; here the demo database is gone)"
           if said_next else "embedded server stopped")
     return code

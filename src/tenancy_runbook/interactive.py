@@ -1,10 +1,11 @@
 """Writes outside the runner are explicit, and recorded.
 
-A writing stage (10_add_workspace_columns, 20_backfill, 40_enforce_not_null, 60_remove_guard)
-run on its own (JupyterLab, plain papermill) is a dry run unless its parameter ``confirm`` is
-True: it connects read-only (PostgreSQL refuses any write of it), shows what it would do (its
-stage module's ``plan()``: the steps still to do, their SQL, the rows concerned, and why a
-confirmed run would refuse, if it would) and ends, passing, saying plainly that it was a dry run.
+A writing stage (its stage module says ``READ_ONLY = False``; 90_rollback keeps a rule of its own,
+CONFIRM_ALWAYS) run on its own (JupyterLab, plain papermill) is a dry run unless its parameter
+``confirm`` is True: it connects read-only (PostgreSQL refuses any write of it), shows what it
+would do (its stage module's ``plan()``: the steps still to do, their SQL, the rows concerned,
+and why a confirmed run would refuse, if it would) and ends, passing, saying plainly that it
+was a dry run.
 
 Confirmed, it writes as under the runner, and first records who runs it (the database role, the
 OS user and host of the kernel), when, which stage and under which run id in
@@ -31,10 +32,10 @@ import pandas as pd
 import psycopg
 from psycopg.types.json import Jsonb
 
-from . import archive, db, runlock
+from . import archive, db, runlock, stages
 from .errors import RunbookError
 
-STAGES = ("10_add_workspace_columns", "20_backfill", "40_enforce_not_null", "60_remove_guard")   # the writing ones
+CONFIRM_ALWAYS = ("90_rollback",)   # writes only with confirm=True, under the runner too
 TABLE = "tenancy_runbook.interactive_writes"
 # pg_advisory_xact_lock key while the table is created: not the run lock's, not control's ("intr")
 ENSURE_KEY = {"classid": runlock.KEY["classid"], "objid": 0x696E7472}
@@ -49,6 +50,12 @@ HOW_TO_CONFIRM = ("run it again with confirm=True (papermill -p confirm True; in
 def under_runner() -> bool:
     """Is this kernel one of a `tenancy-runbook run` (the runner sets db.RUN_ID_ENV for its kernels)?"""
     return bool(os.environ.get(db.RUN_ID_ENV, "").strip())
+
+
+def confirm_outside_runner_only(stage: str) -> bool:
+    """Does ``stage`` (a notebook's stem) write under the runner with no ``confirm``, and outside
+    it only with ``confirm=True``? Every writing stage (stages.read_only) but CONFIRM_ALWAYS."""
+    return not stages.read_only(stage) and stage not in CONFIRM_ALWAYS
 
 
 def writes(confirm, stage: str) -> bool:

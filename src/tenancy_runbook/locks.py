@@ -20,17 +20,20 @@ import psycopg
 
 from . import db
 from .errors import GateFailed
+from .params import PARAMS
 
 SQL = ("common/set_config", "common/reset_setting", "locks/blockers")
 
 
 @dataclass
 class RetryPolicy:
-    lock_timeout: str = "500ms"       # how long one attempt waits for its lock
-    statement_timeout: str = "1h"     # how long one statement may run (VALIDATE scans a table)
+    """How a DDL step waits and retries. The first three fields are the notebook parameters of
+    the same names (params.py, whose defaults they take); nb.retry_policy fills them by name."""
+    lock_timeout: str = PARAMS["lock_timeout"].default              # one attempt's wait for its lock
+    statement_timeout: str = PARAMS["statement_timeout"].default    # one statement's run (VALIDATE scans)
+    ddl_retry_total_s: float = PARAMS["ddl_retry_total_s"].default  # give up after this long in all
     first_backoff_ms: float = 100.0   # sleep after the first failed attempt (then doubling)
     max_backoff_ms: float = 5000.0    # longest sleep between attempts
-    retry_total_s: float = 60.0       # give up after this long in all
 
     def backoff(self, attempt: int) -> float:
         """Seconds to sleep after failed attempt ``attempt`` (1-based): full jitter."""
@@ -77,12 +80,12 @@ def _attempts(conn, step, tables, action, policy, log, transaction):
         except psycopg.errors.LockNotAvailable:
             waited += time.monotonic() - t0
             elapsed = time.monotonic() - started
-            if elapsed >= policy.retry_total_s:
+            if elapsed >= policy.ddl_retry_total_s:
                 log.steps.append({"step": step, "table": ", ".join(tables), "attempts": attempt,
                                   "waited_ms": round(waited * 1000), "held_ms": None,
                                   "result": "gave up"})
                 raise GateFailed(_gave_up(conn, step, tables, attempt, elapsed, policy)) from None
-            pause = min(policy.backoff(attempt), max(0.0, policy.retry_total_s - elapsed))
+            pause = min(policy.backoff(attempt), max(0.0, policy.ddl_retry_total_s - elapsed))
             time.sleep(pause)
             waited += pause
             continue
@@ -106,7 +109,8 @@ def _gave_up(conn, step, tables, attempts, elapsed, policy) -> str:
                     f"{r.state}, transaction open {r.transaction_age}, holds {r.mode} on {r.table}): "
                     f"{r.query}" for r in found.itertuples()) or "none found any more"
     return (f"{step}: could not get a lock on {', '.join(tables)} in {attempts} attempts over "
-            f"{elapsed:.1f}s (lock_timeout={policy.lock_timeout} each, retry_total={policy.retry_total_s:g}s). "
+            f"{elapsed:.1f}s (lock_timeout={policy.lock_timeout} each, "
+            f"ddl_retry_total_s={policy.ddl_retry_total_s:g}). "
             f"Nothing of this step was changed. Blocking sessions: {who}. "
             "Let them finish (or end them with pg_terminate_backend(pid) if that is safe), "
             "then run the stage again; it continues where it stopped.")

@@ -1,17 +1,21 @@
-"""What the notebooks call besides their stage module: connecting, charts (charts.py, called as
-nb.bar and nb.line), ``%sql``, the summary, the terminal."""
+"""What the notebooks call besides their stage module: connecting, the DDL steps' retry policy
+and their section, charts (charts.py, called as nb.bar and nb.line), ``%sql``, the summary, the
+terminal."""
 
 from __future__ import annotations
 
 import io
 import json
 import os
+from dataclasses import fields
 
 import pandas as pd
 import psycopg
 
-from . import archive, db, runlock
+from . import archive, db, params, runlock
 from .charts import bar, line, number  # noqa: F401 - the notebooks call nb.bar and nb.line
+from .locks import DDLLog, RetryPolicy
+from .paths import PROGRESS_ENV
 
 
 def connect(read_only: bool = False, statement_timeout: str | None = None,
@@ -34,9 +38,43 @@ def connect(read_only: bool = False, statement_timeout: str | None = None,
     if not read_only:
         runlock.for_notebook(conn)   # one run at a time per database (under the runner: its own)
     mode = "read-only" if read_only else "read-write"
-    print(f"Connected to {db.describe(url)} ({mode} transactions, "
+    print(f"Connected to {db.describe(url)} from {db.ENV_VAR} ({mode} transactions, "
           f"statement_timeout {conn.settings['statement_timeout']})")
     return conn
+
+
+def retry_policy(namespace: dict) -> RetryPolicy:
+    """The DDL steps' retry policy from the notebook's parameters: ``nb.retry_policy(globals())``.
+
+    Each field of RetryPolicy that is a notebook parameter (lock_timeout, statement_timeout,
+    ddl_retry_total_s: the same names) takes the value ``namespace`` holds; the others keep
+    their defaults.
+    """
+    return RetryPolicy(**{f.name: namespace[f.name] for f in fields(RetryPolicy)
+                          if f.name in params.PARAMS and f.name in namespace})
+
+
+DDL_STEPS_NOTE = (
+    "Every DDL statement waits at most `lock_timeout` ({lock_timeout}) for its lock, so writers queued "
+    "behind it wait no longer than that; it retries with exponential backoff and jitter for up to "
+    "`ddl_retry_total_s` ({ddl_retry_total_s:g} s). `waited_ms`: time spent waiting over all attempts "
+    "(backoff included); `held_ms`: how long the successful attempt took (for the brief steps, how long "
+    "it held its lock).")
+
+
+def ddl_steps(log: DDLLog, policy: RetryPolicy) -> None:
+    """A notebook's "DDL steps" section: what the columns mean under ``policy``, every step
+    ``log`` recorded (a table) and, when there is one, a chart of the time each step waited for
+    its lock and held it."""
+    from IPython.display import display
+
+    note = DDL_STEPS_NOTE.format(lock_timeout=policy.lock_timeout, ddl_retry_total_s=policy.ddl_retry_total_s)
+    display({"text/markdown": note, "text/plain": note.replace("`", "")}, raw=True)
+    steps = log.frame()
+    display(steps)
+    if len(steps):
+        bar(steps.fillna(0), x="step", y=["waited_ms", "held_ms"],
+            title="Each DDL step: time spent waiting for its lock, and holding it", ylabel="ms")
 
 
 def enable_sql_magic(displaylimit: int = 50) -> None:
@@ -83,13 +121,11 @@ def summary(**facts) -> None:
 
 def terminal():
     """The runner's terminal, for a progress bar there (None: the runner has none, or this is
-    not run by the runner). The runner names the device in backfill.PROGRESS_ENV; the kernel's
+    not run by the runner). The runner names the device in paths.PROGRESS_ENV; the kernel's
     own stderr is no way there: ipykernel puts whatever is written to file descriptor 2 into
     the notebook too. Writes that fail (the terminal went away) are dropped: a progress bar
     never stops the work it shows."""
     global _terminal
-    from .stages.backfill import PROGRESS_ENV
-
     path = os.environ.get(PROGRESS_ENV, "")
     if _terminal is not None and not _terminal.closed and _terminal.path == path:
         return _terminal             # opened once per kernel

@@ -1,4 +1,5 @@
-"""Where the project's files are: sql/, notebooks/, runbooks/, outputs/.
+"""Where the project's files are: sql/, notebooks/, runbooks/, outputs/; and where a kernel
+finds the runner's terminal (PROGRESS_ENV).
 
 The package is installed editable (``pip install -e .``) from a checkout, so the
 project root is two levels above this file's folder. ``TENANCY_RUNBOOK_HOME`` overrides it.
@@ -12,3 +13,10 @@ SQL_DIR = ROOT / "sql"
 NOTEBOOKS_DIR = ROOT / "notebooks"
 RUNBOOKS_DIR = ROOT / "runbooks"
 OUTPUTS_DIR = ROOT / "outputs"
+
+# The runner's terminal device, which it names for its kernels (runner.run) so that they draw
+# their progress bars on it (nb.terminal); unset or empty: there is none.
+PROGRESS_ENV = "TENANCY_RUNBOOK_PROGRESS"
+# The run directory, which the runner names for its kernels: a stage that leaves a file for the
+# team (90_rollback's Prisma migration) writes it there.
+RUN_DIR_ENV = "TENANCY_RUNBOOK_RUN_DIR"

@@ -5,19 +5,11 @@ Touches no database, unless DATABASE_URL is set: then the preflight numbers too 
 
 from __future__ import annotations
 
-import importlib
 import os
 
-from . import db, interactive, params
+from . import db, interactive, params, stages as stage_modules
 from .paths import ROOT, SQL_DIR
 from .runbook import Runbook, Stage
-
-READ_ONLY = {"preflight", "check_backfill", "post_verify"}
-
-
-def stage_module(stage: Stage):
-    """notebooks/20_backfill.ipynb -> tenancy_runbook.stages.backfill"""
-    return importlib.import_module(f"tenancy_runbook.stages.{stage.name.split('_', 1)[1]}")
 
 
 def parameters(stage: Stage) -> list[str]:
@@ -28,7 +20,7 @@ def parameters(stage: Stage) -> list[str]:
         param = params.get(name)
         if name == "run_id":
             value = "<set by the runner>"
-        elif name == "confirm" and stage.name in interactive.STAGES and name not in stage.parameters:
+        elif name == "confirm" and interactive.confirm_outside_runner_only(stage.name) and name not in stage.parameters:
             value = "not needed under the runner (a stage run on its own writes only with confirm=True)"
         elif name in stage.parameters:
             value = repr(stage.parameters[name])
@@ -42,8 +34,8 @@ def lines(book: Runbook, stages: list[Stage], with_sql: bool = True) -> list[str
     out = [f"runbook {book.path} (sha256 {book.sha256}): {len(stages)} stage(s)",
            f"(each parameter: its value, then [what it allows]; a duration is {params.DURATION_RULES})", ""]
     for stage in stages:
-        module = stage_module(stage)
-        kind = "read-only" if module.__name__.rsplit(".", 1)[1] in READ_ONLY else "writes"
+        module = stage_modules.module(stage.name)
+        kind = "read-only" if stage_modules.read_only(stage.name) else "writes"
         out.append(f"{stage.name}  ({kind}; notebook {stage.notebook.relative_to(ROOT)})")
         out += [f"  {p}" for p in parameters(stage)]
         out.append("  SQL it runs:")

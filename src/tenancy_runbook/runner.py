@@ -38,9 +38,8 @@ from traitlets import default
 
 from . import archive, control, db, interactive, pages, runlock, seal
 from .errors import RunbookError
-from .paths import OUTPUTS_DIR
+from .paths import OUTPUTS_DIR, PROGRESS_ENV, RUN_DIR_ENV
 from .runbook import Runbook, Stage
-from .stages.backfill import PROGRESS_ENV
 
 GATE_ERRORS = {"AssertionError", "GateFailed"}
 KERNEL = "python3"
@@ -292,8 +291,9 @@ def run(book: Runbook, stages: list[Stage], run_dir: Path,
     with _Stop() as stop:
         db.require_direct(url)
         lock = runlock.acquire(url, run_id)
-        saved = {k: os.environ.get(k) for k in (db.RUN_ID_ENV, PROGRESS_ENV)}
+        saved = {k: os.environ.get(k) for k in (db.RUN_ID_ENV, PROGRESS_ENV, RUN_DIR_ENV)}
         os.environ[db.RUN_ID_ENV] = run_id   # the kernels' connections carry it (and find the lock theirs)
+        os.environ[RUN_DIR_ENV] = str(run_dir.resolve())   # where a stage leaves a file for the team
         # kernels also draw their progress bars on our terminal, when it is one (nb.terminal)
         os.environ[PROGRESS_ENV] = terminal_path()
         try:

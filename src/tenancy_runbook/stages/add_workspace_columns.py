@@ -19,6 +19,7 @@ from .. import db, history, interactive, locks, runlock
 from ..errors import GateFailed
 from ..locks import DDLLog, RetryPolicy, run_ddl
 
+READ_ONLY = False   # it writes (outside the runner only with confirm=True)
 MIGRATION = "migrations/20251219170000_add_workspace_to_datahub_models/migration"
 INDEXES = ("Connection_workspaceId_provider_key", "MetricDaily_workspaceId_date_idx",
            "Insight_workspaceId_idx", "ChatMessage_workspaceId_createdAt_idx")

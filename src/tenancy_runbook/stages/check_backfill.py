@@ -11,6 +11,7 @@ import psycopg
 
 from .. import checks, db
 
+READ_ONLY = True    # its notebook connects read-only: it writes nothing
 SUCCESS = "PASSED: All Data Hub workspaceId values are backfilled (no NULLs)."
 SQL = checks.SQL + ("check_backfill/duplicates", "check_backfill/rule_mismatches", "common/user_workspace")
 

@@ -17,6 +17,7 @@ from ..errors import GateFailed
 from ..locks import DDLLog, RetryPolicy, run_ddl
 from . import backfill
 
+READ_ONLY = False   # it writes (outside the runner only with confirm=True)
 MIGRATION = "migrations/20251219171000_datahub_workspace_not_null/migration"
 SQL = (backfill.SQL + ("enforce_not_null/check_state", "enforce_not_null/add_check", "common/validate_constraint",
                       "enforce_not_null/set_not_null", "enforce_not_null/drop_check") + history.SQL)

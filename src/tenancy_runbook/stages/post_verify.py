@@ -7,6 +7,7 @@ import psycopg
 
 from .. import TENANT_TABLES, checks, db
 
+READ_ONLY = True    # its notebook connects read-only: it writes nothing
 UNIQUE_INDEX = "Connection_workspaceId_provider_key"
 SQL = checks.SQL + ("post_verify/columns", "post_verify/index", "post_verify/foreign_keys")
 

@@ -12,6 +12,7 @@ import psycopg
 from .. import DATAHUB_TABLES, TENANT_TABLES, checks, db
 from . import add_workspace_columns
 
+READ_ONLY = True    # its notebook connects read-only: it writes nothing
 SQL = checks.SQL + ("preflight/server", "add_workspace_columns/detect", "preflight/privileges",
                     "preflight/collisions", "common/user_workspace", "preflight/unplaceable_users",
                     "preflight/user_emails")

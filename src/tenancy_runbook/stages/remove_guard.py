@@ -23,6 +23,7 @@ from ..errors import GateFailed
 from ..locks import DDLLog, RetryPolicy, run_ddl
 from .backfill import guard_state
 
+READ_ONLY = False   # it writes (outside the runner only with confirm=True)
 SQL = ("remove_guard/placements_present", "remove_guard/placements", "remove_guard/drop_trigger",
        "remove_guard/drop_functions", "remove_guard/drop_placements", "remove_guard/drop_schema_if_empty",
        "backfill/guard_state", "common/column_state") + locks.SQL + runlock.WRITER_SQL + interactive.SQL
