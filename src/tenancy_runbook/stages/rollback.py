@@ -6,19 +6,39 @@ Not in the default sequence: runbooks/rollback.yaml runs it, and only with confi
   * with restore_quarantine=True, quarantined rows go back exactly as they were (all, or
     those of quarantine_run_id); refused, restoring nothing, when a row would break a
     constraint.
+  * Prisma's history then agrees with the database (record_in_history): when migration 2 is
+    recorded as applied, the Prisma migration that makes the columns nullable again (what
+    `prisma migrate dev` generates for `String?`) is written into the run directory as
+    <UTC timestamp>_<migration 2's name>_rollback/migration.sql, for the team to commit with
+    the schema change, and recorded as applied the way migrations 1 and 2 are (history.py).
+    Once: a later rollback finds it recorded, reuses its name and writes the same file.
 """
 
 from __future__ import annotations
 
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
 import pandas as pd
 import psycopg
 
-from .. import TENANT_TABLES, checks, db, locks, quarantine, runlock
+from .. import TENANT_TABLES, checks, db, history, interactive, locks, quarantine, runlock
 from ..errors import GateFailed
 from ..locks import DDLLog, RetryPolicy, run_ddl
+from ..paths import OUTPUTS_DIR, RUN_DIR_ENV, SQL_DIR
+from .enforce_not_null import MIGRATION as NOT_NULL
 from .enforce_not_null import check_name
 
-SQL = (checks.SQL + ("enforce_not_null/drop_check", "rollback/drop_not_null") + quarantine.SQL + locks.SQL + runlock.WRITER_SQL)
+READ_ONLY = False   # it writes (only with confirm=True, under the runner too)
+SQL = (checks.SQL + ("enforce_not_null/drop_check", "rollback/drop_not_null") + quarantine.SQL + locks.SQL
+       + runlock.WRITER_SQL + history.SQL)
+STAGE = "90_rollback"
+# The run directory, when the runner says where it is (its kernels inherit its environment).
+# migration 2's statements: ALTER TABLE "<Table>" ALTER COLUMN "<column>" SET NOT NULL;
+_SET_NOT_NULL = re.compile(r'^ALTER TABLE "((?:[^"]|"")+)" ALTER COLUMN "(?:[^"]|"")+" SET NOT NULL;$', re.M)
 
 
 def drop_not_null(conn: psycopg.Connection, confirm: bool, policy: RetryPolicy, log: DDLLog) -> pd.DataFrame:
@@ -26,7 +46,7 @@ def drop_not_null(conn: psycopg.Connection, confirm: bool, policy: RetryPolicy, 
     if confirm is not True:
         raise GateFailed("Rollback not confirmed: nothing was changed. This makes workspaceId "
                          "nullable again on all four tables; run it with -p confirm true.")
-    checks.require_columns(conn, "90_rollback")
+    checks.require_columns(conn, STAGE)
     before = checks.column_state(conn)
     for table in TENANT_TABLES:
         run_ddl(conn, f"{table}: drop CHECK", [table],
@@ -44,7 +64,7 @@ def drop_not_null(conn: psycopg.Connection, confirm: bool, policy: RetryPolicy, 
 
 def preview(conn: psycopg.Connection) -> pd.DataFrame:
     """What drop_not_null would change, changing nothing (a dry run)."""
-    checks.require_columns(conn, "90_rollback")
+    checks.require_columns(conn, STAGE)
     before = checks.column_state(conn)
     out = pd.DataFrame({"table": before["table"], "before": before["workspaceId"],
                         "after": before["workspaceId"].replace("NOT NULL", "nullable")})
@@ -54,3 +74,73 @@ def preview(conn: psycopg.Connection) -> pd.DataFrame:
 
 def restore(conn: psycopg.Connection, run_id: str = "") -> pd.DataFrame:
     return quarantine.restore(conn, run_id)
+
+
+def rollback_name() -> str:
+    """The rollback migration's name without its timestamp: datahub_workspace_not_null_rollback."""
+    return history.name_of(NOT_NULL).split("_", 1)[1] + "_rollback"
+
+
+def migration_sql() -> str:
+    """The rollback's Prisma migration: what `prisma migrate dev` generates when the fields
+    migration 2 made required become optional again (``String?``). One ``-- AlterTable`` step
+    per table, in migration 2's order, each the statement this stage runs
+    (sql/rollback/drop_not_null.sql)."""
+    tables = [t.replace('""', '"') for t in _SET_NOT_NULL.findall((SQL_DIR / f"{NOT_NULL}.sql").read_text())]
+    steps = [f"-- AlterTable\n{interactive.statement('rollback/drop_not_null', table=t)};" for t in tables]
+    return "\n\n".join(steps) + "\n"
+
+
+def run_directory(run_id: str) -> Path | None:
+    """Where the migration folder goes. Under the runner: its run directory, as RUN_DIR_ENV
+    names it, else outputs/<run id>/ when that holds this stage's notebook (the runner's default
+    run directory), else unknown (None). A notebook run on its own: outputs/<its run id>/."""
+    given = os.environ.get(RUN_DIR_ENV, "").strip()
+    if given:
+        return Path(given)
+    default = OUTPUTS_DIR / run_id
+    if not interactive.under_runner() or (default / f"{STAGE}.ipynb").is_file():
+        return default
+    return None
+
+
+@dataclass
+class Recorded:
+    """What record_in_history did: a sentence for the notebook, the facts for its summary (the
+    migration's file and checksum; none when there was nothing to record), and the file's text."""
+    message: str
+    facts: dict = field(default_factory=dict)
+    sql: str = ""
+
+
+def record_in_history(conn: psycopg.Connection, run_id: str) -> Recorded:
+    """After drop_not_null, Prisma's history agrees with the database: the rollback's migration
+    (migration_sql()) recorded as applied, once, and written into the run directory."""
+    if not history.is_recorded(conn, NOT_NULL):
+        return Recorded(f"Prisma's history: nothing to record. {history.name_of(NOT_NULL)} is not recorded as "
+                        f"applied in {history.where(conn)}, so the history already has the columns nullable.")
+    text = migration_sql()
+    sha256 = history.digest(text)
+    found = history.newest_applied(conn, rf"^[0-9]{{14}}_{rollback_name()}$")
+    if found and found["checksum"] != sha256:
+        raise GateFailed(f"{found['name']} is recorded as applied with checksum {found['checksum']}, but the "
+                         f"rollback's migration.sql is now {sha256}: nothing was recorded or written. Compare "
+                         f"prisma/migrations/{found['name']}/migration.sql with this text:\n{text}")
+    name = found["name"] if found else f"{datetime.now(timezone.utc):%Y%m%d%H%M%S}_{rollback_name()}"
+    where = history.record_applied(conn, name, sha256, run_id)
+    done = "already recorded" if found else "recorded"
+    facts = {"prisma_migration": f"{name}/migration.sql", "prisma_migration_sha256": sha256,
+             "prisma_history": f"{done} as applied in {where}"}
+    commit = (f"prisma/migrations/{name}/migration.sql, in the same commit as the schema change "
+              "(the fields optional again: String?)")
+    directory = run_directory(run_id)
+    if directory is None:
+        return Recorded(f"{name} {done} as applied in {where}. The runner did not say where its run directory "
+                        f"is ({RUN_DIR_ENV}): commit the text below as {commit}.", facts, text)
+    path = directory / name / "migration.sql"
+    if path.is_file() and path.read_bytes() != text.encode():
+        raise GateFailed(f"{path} exists with another text; it was left as it is ({name} {done} as applied "
+                         f"in {where}, checksum {sha256}).")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode())
+    return Recorded(f"{name} {done} as applied in {where}. Wrote {path}: commit it as {commit}.", facts, text)
