@@ -95,10 +95,13 @@ def test_bad_parameter_value_exits_2_before_anything_runs(datahub, tmp_path, mon
     ("stages:\n  - notebook: 00_preflight\n    parameters: {batch_size: 10}\n",
      ["stage 00_preflight has no parameter 'batch_size'"]),
     ("stagez: []\n", ["unknown key(s) stagez"]),
+    ("spec: nowhere.spec.yaml\nstages: [00_preflight]\n", ["'spec' names", "nowhere.spec.yaml", "not a file"]),
+    ("spec: bad.spec.yaml\nstages: [00_preflight]\n", ["bad.spec.yaml, line 1", "version"]),
 ])
 def test_invalid_runbook_file(tmp_path, text, words):
     book = tmp_path / "book.yaml"
     book.write_text(text)
+    (tmp_path / "bad.spec.yaml").write_text("name: bad\n")     # a tenancy spec lacking nearly everything
     result = cli("run", book, url="postgresql://x@127.0.0.1:1/x")
     assert_clean_failure(result, 2, *words)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -31,6 +32,11 @@ def test_full_run_migrates_every_row_by_the_rule(datahub, tmp_path):
     assert sorted(p.stem for p in (tmp_path / "run").glob("*.ipynb")) == STAGES
     assert actual_workspaces(url) == expected
     assert column_states(url) == {t: "NO" for t in TENANT}
+    # the manifest names the tenancy spec the run followed, by content
+    spec_file = ROOT / "runbooks" / "datahub.spec.yaml"
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["spec"] == {"path": str(spec_file), "name": "datahub",
+                                "sha256": hashlib.sha256(spec_file.read_bytes()).hexdigest()}
     check = notebook_text(tmp_path / "run" / "30_check_backfill.ipynb")
     assert "PASSED: All Data Hub workspaceId values are backfilled (no NULLs).\n" in check
     # charts are embedded in the executed notebooks

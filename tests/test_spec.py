@@ -13,7 +13,7 @@ import pytest
 
 from tenancy_runbook import spec
 from tenancy_runbook.errors import RunbookError
-from tenancy_runbook.paths import ROOT
+from tenancy_runbook.paths import DEFAULT_SPEC, ROOT, SPEC_ENV
 
 DATAHUB = ROOT / "runbooks" / "datahub.spec.yaml"
 PROJECTS = ROOT / "tests" / "specs" / "projects.spec.yaml"
@@ -370,3 +370,25 @@ def test_the_examples_in_docs_load(tmp_path):
     copy.write_text(annotated.replace("../sql/", f"{ROOT}/sql/"))
     loaded, datahub = spec.load(copy), spec.load(beside)
     assert dataclasses.replace(loaded, path=datahub.path, sha256=datahub.sha256) == datahub
+
+
+def test_the_datahub_spec_says_what_the_stages_still_hard_code():
+    """Until every stage derives from the spec (issue 12, item 2), the Data Hub spec and the
+    constants the stages still carry must agree: one of them changed alone fails here."""
+    from tenancy_runbook import TENANT_TABLES, history, quarantine
+    from tenancy_runbook.stages import add_workspace_columns, backfill, enforce_not_null
+
+    datahub = spec.load(DEFAULT_SPEC)
+    assert datahub.table_names == TENANT_TABLES == tuple(step[0] for step in backfill.STEPS)
+    assert tuple(i.name for i in datahub.indexes) == add_workspace_columns.INDEXES
+    assert [datahub.migrations.add_column.name, datahub.migrations.not_null.name] == [
+        history.name_of(add_workspace_columns.MIGRATION), history.name_of(enforce_not_null.MIGRATION)]
+    assert datahub.quarantine_schema == quarantine.SCHEMA
+
+
+def test_active_is_the_spec_the_runner_names_else_the_datahub_spec(monkeypatch, tmp_path):
+    monkeypatch.delenv(SPEC_ENV, raising=False)
+    assert spec.active().path == DEFAULT_SPEC.resolve()
+    monkeypatch.setenv(SPEC_ENV, str(tmp_path / "gone.spec.yaml"))
+    with pytest.raises(RunbookError, match=f"gone.spec.yaml cannot be read .{SPEC_ENV} names it."):
+        spec.active()

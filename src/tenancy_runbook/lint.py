@@ -23,9 +23,6 @@ from .errors import RunbookError
 from .paths import SQL_DIR
 from .stages import add_workspace_columns, enforce_not_null
 
-INDEXES = ("Connection_workspaceId_provider_key", "MetricDaily_workspaceId_date_idx",
-           "Insight_workspaceId_idx", "ChatMessage_workspaceId_createdAt_idx")
-
 
 def _statement(name: str, lock_timeout: str, statement_timeout: str, **identifiers) -> str:
     """A statement the runbook runs in its own transaction (locks.run_ddl), rendered with the
@@ -52,7 +49,7 @@ def runbook_scripts(lock_timeout: str = "500ms", statement_timeout: str = "1h") 
     short = dict(lock_timeout=lock_timeout, statement_timeout=statement_timeout)
     patient = dict(lock_timeout="0", statement_timeout=statement_timeout)
     m1 = [_statement("add_workspace_columns/add_column", table=t, **short) for t in TENANT_TABLES]
-    m1 += [_bare(f"add_workspace_columns/{i}", statement_timeout) for i in INDEXES]
+    m1 += [_bare(f"add_workspace_columns/{i}", statement_timeout) for i in add_workspace_columns.INDEXES]
     for t in TENANT_TABLES:
         m1.append(_statement("add_workspace_columns/add_foreign_key", table=t,
                              constraint=f"{t}_workspaceId_fkey", **short))

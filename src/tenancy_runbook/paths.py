@@ -20,3 +20,7 @@ PROGRESS_ENV = "TENANCY_RUNBOOK_PROGRESS"
 # The run directory, which the runner names for its kernels: a stage that leaves a file for the
 # team (90_rollback's Prisma migration) writes it there.
 RUN_DIR_ENV = "TENANCY_RUNBOOK_RUN_DIR"
+# The tenancy spec a run follows (its runbook's ``spec:``), which the runner names for its kernels
+# (spec.active); unset (a notebook run on its own): DEFAULT_SPEC.
+SPEC_ENV = "TENANCY_RUNBOOK_SPEC"
+DEFAULT_SPEC = RUNBOOKS_DIR / "datahub.spec.yaml"

@@ -25,9 +25,9 @@ from pathlib import Path
 import papermill
 import yaml
 
-from . import params
+from . import params, spec
 from .errors import RunbookError
-from .paths import NOTEBOOKS_DIR
+from .paths import DEFAULT_SPEC, NOTEBOOKS_DIR
 
 @dataclass
 class Stage:
@@ -44,6 +44,7 @@ class Runbook:
     stages: list[Stage]
     sha256: str
     next: str = ""                 # what the operator does after a run that passed ("" when absent)
+    spec: spec.Spec | None = None  # the tenancy spec its stages follow ('spec:', else DEFAULT_SPEC)
 
     def stage_names(self) -> list[str]:
         return [s.name for s in self.stages]
@@ -79,10 +80,11 @@ def load(path: str | Path, overrides: dict[str, str] | None = None) -> Runbook:
         raise RunbookError(f"runbook {path} is not valid YAML: {exc}") from None
     if not isinstance(doc, dict):
         raise RunbookError(f"runbook {path} must be a mapping with a non-empty 'stages' list")
-    unknown_keys = set(doc) - {"name", "description", "next", "parameters", "stages"}
+    unknown_keys = set(doc) - {"name", "description", "spec", "next", "parameters", "stages"}
     if unknown_keys:
         raise RunbookError(f"runbook {path}: unknown key(s) {', '.join(sorted(unknown_keys))}; "
-                           "allowed: name, description, next, parameters, stages")
+                           "allowed: name, description, spec, next, parameters, stages")
+    tenancy = _spec(doc.get("spec"), path)
     if doc.get("next") is not None and not isinstance(doc["next"], str):
         raise RunbookError(f"runbook {path}: 'next' must be text (what the operator does after a "
                            f"run that passed), not {type(doc['next']).__name__}")
@@ -124,7 +126,22 @@ def load(path: str | Path, overrides: dict[str, str] | None = None) -> Runbook:
         raise RunbookError("bad parameter value(s), nothing was run:\n  " + "\n  ".join(bad)
                            + f"\n`tenancy-runbook plan {path}` lists every parameter with its allowed values.")
     return Runbook(path=path, name=str(doc.get("name") or path.stem), stages=stages,
-                   sha256=hashlib.sha256(raw).hexdigest(), next=(doc.get("next") or "").strip())
+                   sha256=hashlib.sha256(raw).hexdigest(), next=(doc.get("next") or "").strip(), spec=tenancy)
+
+
+def _spec(value, path: Path) -> spec.Spec:
+    """The tenancy spec a runbook names (a path relative to the runbook file), loaded and checked
+    before anything runs; without 'spec:', the Data Hub spec (paths.DEFAULT_SPEC)."""
+    if value is None:
+        return spec.load(DEFAULT_SPEC)
+    if not isinstance(value, str) or not value.strip():
+        raise RunbookError(f"runbook {path}: 'spec' must be the path of a tenancy spec, relative to the "
+                           "runbook file (spec: datahub.spec.yaml); see docs/spec.md")
+    target = path.parent / value
+    if not target.is_file():
+        raise RunbookError(f"runbook {path}: 'spec' names {target}, which is not a file. Give the path of "
+                           "the tenancy spec relative to the runbook file (docs/spec.md).")
+    return spec.load(target)
 
 
 def _stage(entry, index: int, path: Path) -> Stage:

@@ -38,7 +38,7 @@ from traitlets import default
 
 from . import archive, control, db, interactive, pages, runlock, seal
 from .errors import RunbookError
-from .paths import OUTPUTS_DIR, PROGRESS_ENV, RUN_DIR_ENV
+from .paths import OUTPUTS_DIR, PROGRESS_ENV, RUN_DIR_ENV, SPEC_ENV
 from .runbook import Runbook, Stage
 
 GATE_ERRORS = {"AssertionError", "GateFailed"}
@@ -291,9 +291,11 @@ def run(book: Runbook, stages: list[Stage], run_dir: Path,
     with _Stop() as stop:
         db.require_direct(url)
         lock = runlock.acquire(url, run_id)
-        saved = {k: os.environ.get(k) for k in (db.RUN_ID_ENV, PROGRESS_ENV, RUN_DIR_ENV)}
+        saved = {k: os.environ.get(k) for k in (db.RUN_ID_ENV, PROGRESS_ENV, RUN_DIR_ENV, SPEC_ENV)}
         os.environ[db.RUN_ID_ENV] = run_id   # the kernels' connections carry it (and find the lock theirs)
         os.environ[RUN_DIR_ENV] = str(run_dir.resolve())   # where a stage leaves a file for the team
+        if book.spec is not None:
+            os.environ[SPEC_ENV] = str(book.spec.path)     # the tenancy spec the stages follow
         # kernels also draw their progress bars on our terminal, when it is one (nb.terminal)
         os.environ[PROGRESS_ENV] = terminal_path()
         try:
@@ -322,6 +324,8 @@ def _run(book, stages, run_dir, url, lock, stop, on_stage, sign_key, key) -> lis
     _make_run_dir(run_dir)
     record = {"run_id": run_dir.name,
               "runbook": {"path": str(book.path), "name": book.name, "sha256": book.sha256},
+              "spec": None if book.spec is None else {"path": str(book.spec.path), "name": book.spec.name,
+                                                      "sha256": book.spec.sha256},
               "started_at": archive.now(), "operator": archive.operator(), "suite": archive.suite(),
               "ci": archive.ci_context(), "database": target, "index": {"file": pages.INDEX, "format": pages.FORMAT}, "stages": []}
     if key:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -25,6 +26,7 @@ import jsonschema
 import yaml
 
 from .errors import RunbookError
+from .paths import DEFAULT_SPEC, SPEC_ENV
 
 SCHEMA_PATH = Path(__file__).with_name("spec.schema.json")
 DOCS = "docs/spec.md"
@@ -212,6 +214,25 @@ class Problem(NamedTuple):
     path: tuple
     message: str
     line: int | None = None             # when known already (a duplicate key)
+
+
+def active() -> Spec:
+    """The spec of this run: the one the runner names (paths.SPEC_ENV, its runbook's ``spec:``),
+    else paths.DEFAULT_SPEC (a notebook run on its own). Read once per file and content."""
+    given = os.environ.get(SPEC_ENV, "").strip()
+    path = Path(given) if given else DEFAULT_SPEC
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        raise RunbookError(f"the tenancy spec {path} cannot be read"
+                           + (f" ({SPEC_ENV} names it)" if given else "")
+                           + ": the checkout is incomplete, or the runbook's 'spec:' is wrong.") from None
+    return _load_once(str(path.resolve()), stamp)
+
+
+@lru_cache(maxsize=4)
+def _load_once(path: str, stamp: int) -> Spec:
+    return load(path)
 
 
 def load(path: str | Path, check_files: bool = True) -> Spec:
