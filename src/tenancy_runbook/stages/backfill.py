@@ -21,8 +21,8 @@
 
 from __future__ import annotations
 
-import heapq
-import os
+import functools
+import itertools
 import sys
 import threading
 import time
@@ -32,12 +32,13 @@ import pandas as pd
 import psycopg
 from tqdm import tqdm
 
-from .. import TENANT_TABLES, checks, control, db, health, interactive, locks, params, quarantine, runlock
+from .. import TENANT_TABLES, batching, checks, control, db, health, interactive, locks, params, quarantine, runlock
 from ..errors import GateFailed
 from ..locks import DDLLog, RetryPolicy, run_ddl
 from ..params import CHOICES, check_values  # noqa: F401 (CHOICES: fail | quarantine, declared in params.py)
 from . import preflight
 
+READ_ONLY = False   # it writes (outside the runner only with confirm=True)
 STEPS = (  # table, its first pass (pages in physical order), its second pass (keyset), in sql/
     ("Connection", "backfill/pages_user_rows", "backfill/batch_user_rows"),
     ("MetricDaily", "backfill/pages_metric_daily", "backfill/batch_metric_daily"),
@@ -46,7 +47,6 @@ STEPS = (  # table, its first pass (pages in physical order), its second pass (k
 )
 MAX_BATCH_PAGES = 4096   # 32 MB of heap: the longest span of a first-pass batch
 SAMPLE_PAGES = 1000      # pages read at random for the rows a full page holds (sql/backfill/density.sql)
-PROGRESS_ENV = "TENANCY_RUNBOOK_PROGRESS"   # set by the runner: also draw progress on its terminal
 SQL = (checks.SQL + preflight.SQL[len(checks.SQL):]
        + ("backfill/guard", "backfill/guard_trigger", "backfill/guard_state",
           "backfill/extent", "backfill/density", "backfill/analyze", "backfill/key_bound",
@@ -377,13 +377,15 @@ def backfill_table(conn: psycopg.Connection, table: str, policy: BatchPolicy, ba
     try:
         unplaced = _guard_unplaced(conn, table)
         first = len(batches)
+        numbers = itertools.count(1)     # the table's batch numbers, through both passes
         done = _page_pass(conn, table, pages_statement, policy, batches, bars, todo,
-                          rows=int(counts["rows"]), steer=steer)
+                          rows=int(counts["rows"]), steer=steer, numbers=numbers)
         if _left_after_pages(batches[first:], table) or _guard_unplaced(conn, table) > unplaced:
             # what is left is mostly rows the rule cannot place: fresh statistics let the
             # planner find them through the workspaceId index instead of walking the table
             db.execute(conn, "backfill/analyze", table=table)
-            done += _keyset_pass(conn, table, keyset_statement, policy, batches, bars, steer=steer)
+            done += _keyset_pass(conn, table, keyset_statement, policy, batches, bars, steer=steer,
+                                 numbers=numbers)
     finally:
         for bar in bars:
             bar.close()
@@ -410,47 +412,83 @@ def _left_after_pages(tries: list, table: str) -> bool:
                and (b["scanned"] or 0) > (b["updated"] or 0) for b in tries)
 
 
-def _page_pass(conn, table, statement, policy, batches, bars, todo, rows=0, steer=None) -> int:
-    """Heap pages [0, the table's size now) in physical order (see _Pages), on
-    policy.workers connections at once."""
+def _page_pass(conn, table, statement, policy, batches, bars, todo, rows=0, steer=None, numbers=None) -> int:
+    """Heap pages [0, the table's size now) in physical order (see batching.Pages), on
+    policy.workers connections at once. ``numbers``: the table's batch numbers (from 1 unless
+    given)."""
     end = int(db.one(conn, "backfill/extent", {"table": table})["pages"])
     full = db.one(conn, "backfill/density", {"percent": min(100.0, 100.0 * SAMPLE_PAGES / max(1, end))},
                   table=table)["tuples_per_page"]
-    cursor = _Pages(end, _last_number(batches, table), max(todo, rows) / max(1, end), float(full or 0))
-    return _workers(conn, table, statement, cursor, policy, batches, bars, steer or Steer(conn, policy),
-                    policy.workers)
+    cursor = batching.Pages(end, numbers or itertools.count(1), max(todo, rows) / max(1, end), float(full or 0),
+                            max_span=MAX_BATCH_PAGES)
+    return _workers(conn, _Pass(table, statement, cursor, policy, batches, bars, steer or Steer(conn, policy)))
 
 
-def _keyset_pass(conn, table, statement, policy, batches, bars, steer=None) -> int:
-    """By primary key, until no NULL row is left after the last position (see _Keys); on
-    several workers, each batch within a range of keys of its own (see _KeyRanges)."""
-    number = _last_number(batches, table)
-    cursor = _Keys(number) if policy.workers <= 1 else _KeyRanges(table, number)
-    return _workers(conn, table, statement, cursor, policy, batches, bars, steer or Steer(conn, policy),
-                    policy.workers)
+def _keyset_pass(conn, table, statement, policy, batches, bars, steer=None, numbers=None) -> int:
+    """By primary key, until no NULL row is left after the last position (see batching.Keys);
+    on several workers, each batch within a range of keys of its own (batching.KeyRanges).
+    ``numbers``: as _page_pass's."""
+    numbers = numbers or itertools.count(1)
+    cursor = (batching.Keys(numbers) if policy.workers <= 1
+              else batching.KeyRanges(numbers, functools.partial(_key_bound, table)))
+    return _workers(conn, _Pass(table, statement, cursor, policy, batches, bars, steer or Steer(conn, policy)))
 
 
-def _last_number(batches: list, table: str) -> int:
-    return max((b["batch"] for b in batches if b["table"] == table), default=0)
+def _key_bound(table: str, conn, after, size: int):
+    """The key of the ``size``-th row of ``table`` still NULL after key ``after``, None when
+    fewer are left (sql/backfill/key_bound.sql)."""
+    found = db.rows(conn, "backfill/key_bound", {"after": after, "size": size}, table=table)
+    return found[0]["upto"] if found else None
 
 
-def _workers(conn, table, statement, cursor, policy, batches, bars, steer, workers: int) -> int:
-    """``workers`` loops (_pass) taking batches from ``cursor``: one on ``conn`` itself, or each
-    on a connection of its own (``conn`` then only serves ``steer``). The first error stops
-    them all (no new batch starts) and is raised once they have ended; what they committed
-    stays. The rows they updated."""
+@dataclass
+class _Pass:
+    """One pass over one table: what the loops of its workers (_loop) share."""
+    table: str
+    statement: str           # the batch statement, in sql/
+    cursor: batching.Cursor  # where the next batch is: pages, or keys
+    policy: BatchPolicy
+    batches: list            # every try's record (BATCH_COLUMNS), from every worker
+    bars: list
+    steer: Steer
+
+    def record(self, ticket: batching.Ticket, size: int, worker: int, result: dict | None, ms: float,
+               error: str | None = None) -> int:
+        """One try of ``ticket``'s batch (``result`` None: it failed with ``error``, a try the
+        cursor already counted); the rows it updated. Its size in rows, and in pages (first
+        pass); tuples (all rows on those pages) are the first pass's too."""
+        attempt = ticket.tries if result is None else ticket.tries + 1
+        result = result or {}
+        scanned = result.get("scanned")
+        self.batches.append({"table": self.table, "pass": self.cursor.kind, "batch": ticket.number,
+                             "try": attempt, **self.cursor.columns(size, ticket), "worker": worker,
+                             "tuples": result.get("tuples"), "scanned": scanned, "updated": result.get("updated"),
+                             "ms": round(ms, 1),
+                             "rows_per_s": round(scanned / (ms / 1000)) if scanned is not None and ms else None,
+                             "error": error})
+        for bar in self.bars:
+            bar.update(scanned or 0)
+        return result.get("updated") or 0
+
+
+def _workers(conn, job: _Pass) -> int:
+    """policy.workers loops (_loop) taking batches from the pass's cursor: one on ``conn``
+    itself, or each on a connection of its own (``conn`` then only serves the steer). The
+    first error stops them all (no new batch starts) and is raised once they have ended; what
+    they committed stays. The rows they updated."""
+    workers = job.policy.workers
     if workers <= 1:
-        return _pass(conn, table, statement, cursor, policy, batches, bars, steer)
+        return _loop(conn, job)
     conns = [db.sibling(conn) for _ in range(workers)]
     done, errors = [0] * workers, []
 
     def work(i: int) -> None:
         try:
-            done[i] = _pass(conns[i], table, statement, cursor, policy, batches, bars, steer, worker=i + 1)
-        except BaseException as exc:   # noqa: BLE001 - handed to the caller's thread below (_pass stopped the cursor)
+            done[i] = _loop(conns[i], job, worker=i + 1)
+        except BaseException as exc:   # noqa: BLE001 - handed to the caller's thread below (_loop stopped the cursor)
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(i,), name=f"backfill {table} {i + 1}", daemon=True)
+    threads = [threading.Thread(target=work, args=(i,), name=f"backfill {job.table} {i + 1}", daemon=True)
                for i in range(workers)]
     try:
         for thread in threads:
@@ -459,7 +497,7 @@ def _workers(conn, table, statement, cursor, policy, batches, bars, steer, worke
             while thread.is_alive():
                 thread.join(0.2)
     except BaseException:              # KeyboardInterrupt: no new batch; cancel the running ones
-        cursor.stop()
+        job.cursor.stop()
         for c in conns:
             c.cancel_safe()
         for thread in threads:
@@ -473,243 +511,32 @@ def _workers(conn, table, statement, cursor, policy, batches, bars, steer, worke
     return sum(done)
 
 
-@dataclass
-class _Ticket:
-    """One batch handed to a worker: where it starts, how far it spans (pages, or rows), its
-    number, and its failed tries so far (``smallest``: of those, at the smallest span)."""
-    at: object
-    span: int
-    number: int
-    tries: int = 0
-    smallest: int = 0
-    end: int = 0          # pages: the range this ticket is part of ends here
-
-
-class _Shared:
-    """What several workers share of a pass: batches handed back by a failed try (a heap,
-    handed out first, lowest position first), the batches in flight, a stop. Subclasses say
-    how a returned entry and a fresh batch become a ticket."""
-
-    def _share(self) -> None:
-        self.returned: list = []
-        self.busy, self.stopped = 0, False
-        self._cv = threading.Condition()
-
-    def _hand_out(self, from_returned, fresh) -> _Ticket | None:
-        """The next ticket (a returned entry first), or None once nothing is left and no batch
-        is in flight (while one is, it may still come back: wait)."""
-        with self._cv:
-            while not self.stopped:
-                ticket = from_returned(heapq.heappop(self.returned)) if self.returned else fresh()
-                if ticket is not None:
-                    self.busy += 1
-                    return ticket
-                if not self.busy:
-                    return None
-                self._cv.wait(0.5)
-            return None
-
-    def _give_back(self, ticket: _Ticket, entry) -> None:
-        """A failed try: its batch comes back (``entry(ticket)``, after counting the try)."""
-        with self._cv:
-            ticket.tries += 1
-            ticket.smallest += ticket.span == 1
-            heapq.heappush(self.returned, entry(ticket))
-            self.busy -= 1
-            self._cv.notify_all()
-
-    def _done(self, then=lambda: None) -> None:
-        with self._cv:
-            self.busy -= 1
-            then()
-            self._cv.notify_all()
-
-    def stop(self) -> None:
-        with self._cv:
-            self.stopped = True
-            self._cv.notify_all()
-
-
-class _Pages(_Shared):
-    """Where the first pass is: heap pages not yet handed out, and ranges handed back by a
-    failed try. A batch spans size / density pages, density being the most rows per page (NULL
-    or not) known: the table's average, a full page's in a sample of pages, and every batch
-    of this pass so far. So even where every row is NULL a batch holds about ``size`` rows,
-    however few NULLs the pages before had (where the rows are done, batches are quick and the
-    size grows toward max_batch_size). A failed try's pages come back with half the span, and
-    are handed out before any page after them: one worker walks the table in physical order.
-    Thread-safe: several workers take disjoint page ranges."""
-
-    kind = "pages"
-
-    def __init__(self, end: int, number: int, *densities: float):
-        self.frontier, self.end, self.number = 0, end, number
-        self.density = max(1.0, *densities)     # rows per page, never below one
-        self._share()                           # returned: (first page, end page, cap, number, tries, smallest)
-
-    def claim(self, size: int, conn=None) -> _Ticket | None:
-        want = int(size / self.density)
-
-        def from_returned(entry) -> _Ticket:
-            lo, end, cap, number, tries, smallest = entry
-            span = max(1, min(cap, end - lo, want))
-            if lo + span < end:    # the rest of that range: a new batch, at full span
-                self.number += 1
-                heapq.heappush(self.returned, (lo + span, end, MAX_BATCH_PAGES, self.number, 0, 0))
-            return _Ticket(lo, span, number, tries, smallest, lo + span)
-
-        def fresh() -> _Ticket | None:
-            if self.frontier >= self.end:
-                return None
-            span = max(1, min(MAX_BATCH_PAGES, self.end - self.frontier, want))
-            self.number += 1
-            self.frontier += span
-            return _Ticket(self.frontier - span, span, self.number, end=self.frontier)
-
-        return self._hand_out(from_returned, fresh)
-
-    def failed(self, ticket: _Ticket) -> None:
-        """Its pages come back, to be tried with half the span."""
-        self._give_back(ticket, lambda t: (t.at, t.at + t.span, max(1, t.span // 2), t.number, t.tries, t.smallest))
-
-    def succeeded(self, ticket: _Ticket, result: dict) -> bool:
-        """A batch that committed; True: record it."""
-        self._done(lambda: setattr(self, "density", max(self.density, result["tuples"] / ticket.span)))
-        return True
-
-    def params(self, ticket: _Ticket) -> dict:
-        return {"lo": f"({ticket.at},0)", "hi": f"({ticket.at + ticket.span},0)"}
-
-    def where(self, ticket: _Ticket) -> str:
-        return f"page {ticket.at}" if ticket.span == 1 else f"pages {ticket.at} to {ticket.at + ticket.span - 1}"
-
-    def columns(self, size: int, ticket: _Ticket) -> dict:
-        return {"size": size, "pages": ticket.span}
-
-
-class _Keys:
-    """Where the second pass is: after primary key ``after``. A batch is the next ``size``
-    rows still NULL (fewer after a failed try: half as many each time). One worker."""
-
-    kind = "keyset"
-
-    def __init__(self, number: int):
-        self.after, self.finished, self.stopped, self.number = "", False, False, number
-        self.retry: _Ticket | None = None
-
-    def claim(self, size: int, conn=None) -> _Ticket | None:
-        if self.finished or self.stopped:
-            return None
-        if self.retry:
-            ticket, self.retry = self.retry, None
-            ticket.span = max(1, min(size, ticket.span // 2))
-            return ticket
-        return _Ticket(self.after, max(1, size), self.number + 1)
-
-    def failed(self, ticket: _Ticket) -> None:
-        ticket.tries += 1
-        ticket.smallest += ticket.span == 1
-        self.retry = ticket
-
-    def succeeded(self, ticket: _Ticket, result: dict) -> bool:
-        """False when it found nothing: the pass is over."""
-        if not result["scanned"]:
-            self.finished = True
-            return False
-        self.number = ticket.number
-        self.after = result["last_id"]
-        return True
-
-    def stop(self) -> None:
-        self.stopped = True
-
-    def params(self, ticket: _Ticket) -> dict:
-        return {"after": ticket.at, "size": ticket.span, "upto": None}
-
-    def where(self, ticket: _Ticket) -> str:
-        return f"{ticket.span} row{'s' if ticket.span > 1 else ''} after id {ticket.at!r}"
-
-    def columns(self, size: int, ticket: _Ticket) -> dict:
-        return {"size": ticket.span, "pages": None}
-
-
-class _KeyRanges(_Shared, _Keys):
-    """The second pass on several workers: each claim is a range of keys (after, upto] holding
-    ``size`` rows still NULL when it was handed out (sql/backfill/key_bound.sql, asked on the
-    claiming worker's connection), so no two workers touch the same rows. A range whose batch
-    did not reach its end (a failed try's smaller retry) comes back for the rest; a failed try
-    comes back with half as many rows. Thread-safe."""
-
-    def __init__(self, table: str, number: int):
-        _Keys.__init__(self, number)
-        self.table = table
-        self._share()          # returned: (after, number, upto or "" = to the end, rows, tries, smallest)
-
-    def claim(self, size: int, conn=None) -> _Ticket | None:
-        def from_returned(entry) -> _Ticket:
-            after, number, upto, span, tries, smallest = entry
-            return _Ticket(after, max(1, min(span, size)), number, tries, smallest, end=upto or None)
-
-        def fresh() -> _Ticket | None:
-            if self.finished:
-                return None
-            found = db.rows(conn, "backfill/key_bound", {"after": self.after, "size": max(1, size)},
-                            table=self.table)
-            upto = found[0]["upto"] if found else None
-            self.number += 1
-            ticket = _Ticket(self.after, max(1, size), self.number, end=upto)
-            self.finished, self.after = upto is None, upto or self.after
-            return ticket
-
-        return self._hand_out(from_returned, fresh)
-
-    def failed(self, ticket: _Ticket) -> None:
-        self._give_back(ticket, lambda t: (t.at, t.number, t.end or "", max(1, t.span // 2), t.tries, t.smallest))
-
-    def succeeded(self, ticket: _Ticket, result: dict) -> bool:
-        """The rest of its range comes back when the batch stopped short of its end."""
-        def rest() -> None:
-            if result["scanned"] and result["scanned"] >= ticket.span and result["last_id"] != ticket.end:
-                self.number += 1
-                heapq.heappush(self.returned, (result["last_id"], self.number, ticket.end or "", ticket.span, 0, 0))
-        self._done(rest)
-        return bool(result["scanned"])
-
-    def stop(self) -> None:
-        _Shared.stop(self)
-
-    def params(self, ticket: _Ticket) -> dict:
-        return {"after": ticket.at, "size": ticket.span, "upto": ticket.end}
-
-
-def _pass(conn, table, statement, cursor, policy, batches, bars, steer, worker: int = 1) -> int:
-    """One worker: batches from ``cursor`` until it has none left; the rows updated. The size
-    adapts toward target_batch_ms (time spent waiting for health or a pause is not a batch's
-    time). A batch that fails is tried again with half its span (and the size halved with it)
-    until it fits; only the smallest batch (one page, one row) failing _Retry.MAX times more
-    gives up. Failed tries are recorded too (their ``error`` set). Between batches, ``steer``
-    (health, the operator's commands, progress) and policy.pause_ms."""
+def _loop(conn, job: _Pass, worker: int = 1) -> int:
+    """The one batch loop, for either kind of cursor: one worker's batches until the cursor
+    has none left; the rows updated. The size adapts toward target_batch_ms (time spent
+    waiting for health or a pause is not a batch's time). A batch that fails is tried again
+    with half its span (and the size halved with it) until it fits; only the smallest batch
+    (one page, one row) failing _Retry.MAX times more gives up. Failed tries are recorded too
+    (their ``error`` set). Between batches, the steer (health, the operator's commands,
+    progress) and policy.pause_ms."""
+    cursor, policy, table = job.cursor, job.policy, job.table
     size, done = policy.batch_size, 0
     try:
         while (ticket := cursor.claim(size, conn)) is not None:
             t0 = time.monotonic()
             try:
-                result, ms = _batch(conn, table, statement, cursor.params(ticket), policy)
+                result, ms = _batch(conn, table, job.statement, cursor.params(ticket), policy)
             except _Retry as retry:
                 cursor.failed(ticket)
-                _record(batches, table, cursor.kind, ticket.number, ticket.tries,
-                        {**cursor.columns(size, ticket), "worker": worker}, None,
-                        (time.monotonic() - t0) * 1000, bars, error=retry.args[0])
+                job.record(ticket, size, worker, None, (time.monotonic() - t0) * 1000, error=retry.args[0])
                 retry.wait(ticket.smallest, ticket.tries, table, cursor.where(ticket))
                 size = max(1, size // 2)
                 continue
             if cursor.succeeded(ticket, result):
-                updated = _record(batches, table, cursor.kind, ticket.number, ticket.tries + 1,
-                                  {**cursor.columns(size, ticket), "worker": worker}, result, ms, bars)
-                done += updated
-                steer.batch(table, result.get("scanned") or 0, size)
+                done += job.record(ticket, size, worker, result, ms)
+                job.steer.batch(table, result.get("scanned") or 0, size)
             size = min(policy.max_batch_size, policy.next_size(size, ms))
-            steer.between(table)
+            job.steer.between(table)
             _pause(policy)
     except BaseException:
         cursor.stop()
@@ -780,28 +607,12 @@ BATCH_COLUMNS = ["table", "pass", "batch", "worker", "try", "size", "pages", "tu
                  "ms", "rows_per_s", "error"]
 
 
-def _record(batches, table, kind, number, attempt, span, result, ms, bars, error=None) -> int:
-    """One try of batch ``number`` of ``table`` (``result`` None: it failed with ``error``);
-    the rows it updated. ``span``: its size in rows, and in pages (first pass); tuples (all
-    rows on those pages) are the first pass's too."""
-    result = result or {}
-    scanned = result.get("scanned")
-    batches.append({"table": table, "pass": kind, "batch": number, "try": attempt, **span,
-                    "tuples": result.get("tuples"),
-                    "scanned": scanned, "updated": result.get("updated"), "ms": round(ms, 1),
-                    "rows_per_s": round(scanned / (ms / 1000)) if scanned is not None and ms else None,
-                    "error": error})
-    for bar in bars:
-        bar.update(scanned or 0)
-    return result.get("updated") or 0
-
-
 def _bars(table: str, total: int) -> list:
     """A progress bar in the notebook, and one on the runner's terminal when it asks."""
     bars = [tqdm(total=total, desc=table, unit="row", file=sys.stdout, mininterval=1.0,
                  ascii=True, dynamic_ncols=False, ncols=90)]
     from .. import nb     # (matplotlib: only where a bar is drawn)
-    terminal = nb.terminal()     # the runner's terminal, when it has one (PROGRESS_ENV)
+    terminal = nb.terminal()     # the runner's terminal, when it has one (paths.PROGRESS_ENV)
     if terminal is not None:
         bars.append(tqdm(total=total, desc=f"  {table}", unit="row", file=terminal,
                          mininterval=0.5, leave=False, position=0, ncols=100))
