@@ -3,13 +3,18 @@ server, and expected.py's outcome agrees with what its README promises. The fixt
 engine (issue 12) is to be proven on; here it is only the app, before any runbook touches it."""
 
 import importlib.util
+import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
+from conftest import cli, query, schema_snapshot
 from psycopg import sql
 
+from tenancy_runbook import demo
+
 APP = Path(__file__).parent / "apps" / "projects"
+SPEC = Path(__file__).parent / "specs" / "projects.spec.yaml"
 
 
 def _expected():
@@ -73,3 +78,23 @@ def test_prismas_migrations_apply_once_the_rows_the_rule_cannot_place_are_gone(p
         left = {t: conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t))).fetchone()[0]
                 for t in expected.TABLES}
     assert left == {"Project": 80, "Task": 320, "Comment": 640, "Attachment": 120, "Label": 111}
+
+
+def test_10_add_workspace_columns_reaches_prismas_schema_from_the_projects_spec(projects, server_url, tmp_path):
+    """Stage 10 derives every column, index and foreign key from the spec: on the projects app, with
+    no stage code of its own, it reaches exactly the schema Prisma's migration 1 gives, online."""
+    book = tmp_path / "projects.yaml"
+    book.write_text(f"name: projects\nspec: {SPEC}\nstages:\n  - notebook: 10_add_workspace_columns\n")
+    result = cli("run", book, "--run-dir", tmp_path / "run", url=projects)
+    assert result.returncode == 0, result.stdout + result.stderr
+    name = f"trb_plain_{uuid.uuid4().hex[:8]}"
+    plain = demo.create_database(server_url, name)
+    try:
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute((APP / "schema.sql").read_text())
+            conn.execute(_migration("add_workspace_to_projects_models"))
+        assert schema_snapshot(projects) == schema_snapshot(plain)
+    finally:
+        demo.drop_database(server_url, name)
+    assert query(projects, "SELECT migration_name FROM tenancy_runbook.applied_migrations") == [
+        ("20260112090000_add_workspace_to_projects_models",)]

@@ -390,6 +390,8 @@ def _include(text: str) -> str:
 
 
 def _identifier(value) -> sql.Composable:
+    if isinstance(value, sql.Composable):      # a keyword the caller checked (a type, UNIQUE, an action)
+        return value
     if isinstance(value, tuple):
         return sql.Identifier(*value)
     if isinstance(value, list):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import TENANT_TABLES, db
+from . import TENANT_TABLES, db, history, spec
 from .errors import RunbookError
 from .paths import SQL_DIR
 from .stages import add_workspace_columns, enforce_not_null
@@ -48,13 +48,19 @@ def runbook_scripts(lock_timeout: str = "500ms", statement_timeout: str = "1h") 
     queues no writer (CONCURRENTLY, VALIDATE) wait without a lock_timeout (locks.run_ddl)."""
     short = dict(lock_timeout=lock_timeout, statement_timeout=statement_timeout)
     patient = dict(lock_timeout="0", statement_timeout=statement_timeout)
-    m1 = [_statement("add_workspace_columns/add_column", table=t, **short) for t in TENANT_TABLES]
-    m1 += [_bare(f"add_workspace_columns/{i}", statement_timeout) for i in add_workspace_columns.INDEXES]
-    for t in TENANT_TABLES:
-        m1.append(_statement("add_workspace_columns/add_foreign_key", table=t,
-                             constraint=f"{t}_workspaceId_fkey", **short))
-        m1.append(_statement("common/validate_constraint", table=t, constraint=f"{t}_workspaceId_fkey",
-                             **patient))
+    m1 = []
+    s = spec.active()
+    for kind, table, name in add_workspace_columns.objects(s):
+        if kind == "column":
+            step = add_workspace_columns.add_column(s, table)
+            m1.append(_statement(step.statement, **step.identifiers, **short))
+        elif kind == "index":
+            step = add_workspace_columns.create_index(s, name)
+            m1.append(_bare(step.statement, statement_timeout, **step.identifiers))
+        else:
+            for step, timeouts in ((add_workspace_columns.add_foreign_key(s, table, name), short),
+                                   (add_workspace_columns.validate(s, table, name), patient)):
+                m1.append(_statement(step.statement, **step.identifiers, **timeouts))
     m2 = []
     for t in TENANT_TABLES:
         check = enforce_not_null.check_name(t)
@@ -62,14 +68,16 @@ def runbook_scripts(lock_timeout: str = "500ms", statement_timeout: str = "1h") 
                _statement("common/validate_constraint", table=t, constraint=check, **patient),
                _statement("enforce_not_null/set_not_null", table=t, **short),
                _statement("enforce_not_null/drop_check", table=t, constraint=check, **short)]
-    return {f"runbook: {add_workspace_columns.MIGRATION.split('/')[1]}": "\n".join(m1) + "\n",
+    return {f"runbook: {add_workspace_columns.migration().name}": "\n".join(m1) + "\n",
             f"runbook: {enforce_not_null.MIGRATION.split('/')[1]}": "\n".join(m2) + "\n"}
 
 
 def prisma_scripts() -> dict[str, str]:
     """{label: SQL} of Prisma's plain migrations, as the seed review would apply them."""
-    return {f"prisma (plain): {m.split('/')[1]}": (SQL_DIR / f"{m}.sql").read_text()
-            for m in (add_workspace_columns.MIGRATION, enforce_not_null.MIGRATION)}
+    m1 = add_workspace_columns.migration()
+    return {f"prisma (plain): {m1.name}": m1.sql.read_text(),
+            f"prisma (plain): {history.name_of(enforce_not_null.MIGRATION)}":
+                (SQL_DIR / f"{enforce_not_null.MIGRATION}.sql").read_text()}
 
 
 def squawk_binary() -> str:
