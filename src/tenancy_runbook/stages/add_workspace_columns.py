@@ -28,6 +28,12 @@ SQL = ("add_workspace_columns/detect", "add_workspace_columns/add_column", "add_
        "add_workspace_columns/drop_index", "add_workspace_columns/add_foreign_key",
        "common/validate_constraint") + locks.SQL + history.SQL + runlock.WRITER_SQL + interactive.SQL
 
+PLAN_WORDS = {   # a step as the dry run names it, by its statement ({}: the object's name)
+    "add_workspace_columns/add_column": "add column {} (nullable)",
+    "add_workspace_columns/create_index": "build index {}",
+    "add_workspace_columns/add_foreign_key": "add foreign key {} NOT VALID",
+    "common/validate_constraint": "validate foreign key {}",
+}
 TYPE = re.compile(r"(text|uuid|integer|bigint|varchar\([1-9][0-9]*\))")   # as spec.schema.json allows
 ACTIONS = {"CASCADE", "RESTRICT", "NO ACTION"}
 
@@ -185,7 +191,7 @@ def plan(conn: psycopg.Connection) -> interactive.Plan:
                               "sql": interactive.statement("add_workspace_columns/drop_index", index=row.name)})
         else:
             todo = ([] if row.present else [add_foreign_key(s, row.table, row.name)]) + [validate(s, row.table, row.name)]
-        steps += [{"step": step.what, "table": row.table,
+        steps += [{"step": PLAN_WORDS[step.statement].format(row.name), "table": row.table,
                    "sql": interactive.statement(step.statement, **step.identifiers)} for step in todo]
     if not recorded:
         steps.append({"step": f"record migration 1 as applied in {history.where(conn)}"})
