@@ -50,16 +50,12 @@ def runbook_scripts(lock_timeout: str = "500ms", statement_timeout: str = "1h") 
     patient = dict(lock_timeout="0", statement_timeout=statement_timeout)
     m1 = []
     s = spec.active()
-    for kind, table, name in add_workspace_columns.objects(s):
-        if kind == "column":
-            step = add_workspace_columns.add_column(s, table)
-            m1.append(_statement(step.statement, **step.identifiers, **short))
-        elif kind == "index":
-            step = add_workspace_columns.create_index(s, name)
-            m1.append(_bare(step.statement, statement_timeout, **step.identifiers))
-        else:
-            for step, timeouts in ((add_workspace_columns.add_foreign_key(s, table, name), short),
-                                   (add_workspace_columns.validate(s, table, name), patient)):
+    for found in add_workspace_columns.objects(s):
+        for step in add_workspace_columns.steps(s, *found):
+            if step.statement == "add_workspace_columns/create_index":
+                m1.append(_bare(step.statement, statement_timeout, **step.identifiers))
+            else:
+                timeouts = patient if step.statement == "common/validate_constraint" else short
                 m1.append(_statement(step.statement, **step.identifiers, **timeouts))
     m2 = []
     for t in TENANT_TABLES:

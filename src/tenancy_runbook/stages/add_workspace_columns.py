@@ -86,6 +86,16 @@ def validate(s: spec.Spec, table: str, name: str) -> Step:
                 [table, s.tenant.table])
 
 
+def steps(s: spec.Spec, kind: str, table: str, name: str, present: bool = False) -> list[Step]:
+    """The statements that make one object of migration 1 (objects()), in order: a column or an
+    index one each; a foreign key added NOT VALID (unless ``present``), then validated."""
+    if kind == "column":
+        return [add_column(s, table)]
+    if kind == "index":
+        return [create_index(s, name)]
+    return ([] if present else [add_foreign_key(s, table, name)]) + [validate(s, table, name)]
+
+
 def _keyword(value: str, allowed) -> sql.SQL:
     """A type or an action, from the spec, as SQL text: only the values the spec's schema allows."""
     if not allowed(value):
@@ -119,18 +129,9 @@ def apply(conn: psycopg.Connection, policy: RetryPolicy, run_id: str, log: DDLLo
     if recorded:
         raise GateFailed(_hand_changed(conn, state))
     for row in state.itertuples():
-        if row.complete:
-            continue
-        if row.kind == "column":
-            _run(conn, add_column(s, row.table), policy, log)
-        elif row.kind == "index":
-            step = create_index(s, row.name)
-            run_ddl(conn, step.what, step.tables, lambda r=row: _build_index(conn, s, r.name), policy, log,
-                    queues_writers=False, transaction=False)
-        else:
-            if not row.present:
-                _run(conn, add_foreign_key(s, row.table, row.name), policy, log)
-            _run(conn, validate(s, row.table, row.name), policy, log, queues_writers=False)
+        if not row.complete:
+            for step in steps(s, row.kind, row.table, row.name, row.present):
+                _run(conn, s, step, policy, log)
     after = detect(conn)
     if not after["complete"].all():
         raise GateFailed("Migration 1 incomplete after the stage: "
@@ -140,9 +141,15 @@ def apply(conn: psycopg.Connection, policy: RetryPolicy, run_id: str, log: DDLLo
     return {"action": f"{done}; recorded in {where}"}
 
 
-def _run(conn, step: Step, policy: RetryPolicy, log: DDLLog, **how) -> None:
-    run_ddl(conn, step.what, step.tables, lambda: db.execute(conn, step.statement, **step.identifiers),
-            policy, log, **how)
+def _run(conn, s: spec.Spec, step: Step, policy: RetryPolicy, log: DDLLog) -> None:
+    """One step under locks.run_ddl: an index built concurrently, outside a transaction
+    (_build_index), queueing no writer; a VALIDATE queueing none either; the rest as they are."""
+    if step.statement == "add_workspace_columns/create_index":
+        run_ddl(conn, step.what, step.tables, lambda: _build_index(conn, s, step.identifiers["index"]), policy,
+                log, queues_writers=False, transaction=False)
+    else:
+        run_ddl(conn, step.what, step.tables, lambda: db.execute(conn, step.statement, **step.identifiers),
+                policy, log, queues_writers=step.statement != "common/validate_constraint")
 
 
 def _build_index(conn: psycopg.Connection, s: spec.Spec, name: str) -> None:
@@ -178,21 +185,16 @@ def plan(conn: psycopg.Connection) -> interactive.Plan:
     recorded = history.is_applied(conn, m.name)
     if recorded and not state["complete"].all():
         return interactive.plan("10_add_workspace_columns", [], refusal=_hand_changed(conn, state))
-    steps = []
+    todo = []
     for row in state.itertuples():
         if row.complete:
             continue
-        if row.kind == "column":
-            todo = [add_column(s, row.table)]
-        elif row.kind == "index":
-            todo = [create_index(s, row.name)]
-            if row.present:
-                steps.append({"step": f"drop the INVALID leftover of index {row.name}", "table": row.table,
-                              "sql": interactive.statement("add_workspace_columns/drop_index", index=row.name)})
-        else:
-            todo = ([] if row.present else [add_foreign_key(s, row.table, row.name)]) + [validate(s, row.table, row.name)]
-        steps += [{"step": PLAN_WORDS[step.statement].format(row.name), "table": row.table,
-                   "sql": interactive.statement(step.statement, **step.identifiers)} for step in todo]
+        if row.kind == "index" and row.present:
+            todo.append({"step": f"drop the INVALID leftover of index {row.name}", "table": row.table,
+                         "sql": interactive.statement("add_workspace_columns/drop_index", index=row.name)})
+        todo += [{"step": PLAN_WORDS[step.statement].format(row.name), "table": row.table,
+                  "sql": interactive.statement(step.statement, **step.identifiers)}
+                 for step in steps(s, row.kind, row.table, row.name, row.present)]
     if not recorded:
-        steps.append({"step": f"record migration 1 as applied in {history.where(conn)}"})
-    return interactive.plan("10_add_workspace_columns", steps)
+        todo.append({"step": f"record migration 1 as applied in {history.where(conn)}"})
+    return interactive.plan("10_add_workspace_columns", todo)
