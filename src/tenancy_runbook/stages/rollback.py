@@ -36,7 +36,6 @@ READ_ONLY = False   # it writes (only with confirm=True, under the runner too)
 SQL = (checks.SQL + ("enforce_not_null/drop_check", "rollback/drop_not_null") + quarantine.SQL + locks.SQL
        + runlock.WRITER_SQL + history.SQL)
 STAGE = "90_rollback"
-# The run directory, when the runner says where it is (its kernels inherit its environment).
 # migration 2's statements: ALTER TABLE "<Table>" ALTER COLUMN "<column>" SET NOT NULL;
 _SET_NOT_NULL = re.compile(r'^ALTER TABLE "((?:[^"]|"")+)" ALTER COLUMN "(?:[^"]|"")+" SET NOT NULL;$', re.M)
 
@@ -91,17 +90,11 @@ def migration_sql() -> str:
     return "\n\n".join(steps) + "\n"
 
 
-def run_directory(run_id: str) -> Path | None:
-    """Where the migration folder goes. Under the runner: its run directory, as RUN_DIR_ENV
-    names it, else outputs/<run id>/ when that holds this stage's notebook (the runner's default
-    run directory), else unknown (None). A notebook run on its own: outputs/<its run id>/."""
+def run_directory(run_id: str) -> Path:
+    """Where the migration folder goes: the runner's run directory (it names it in RUN_DIR_ENV);
+    a notebook run on its own: outputs/<its run id>/."""
     given = os.environ.get(RUN_DIR_ENV, "").strip()
-    if given:
-        return Path(given)
-    default = OUTPUTS_DIR / run_id
-    if not interactive.under_runner() or (default / f"{STAGE}.ipynb").is_file():
-        return default
-    return None
+    return Path(given) if given else OUTPUTS_DIR / run_id
 
 
 @dataclass
@@ -133,11 +126,7 @@ def record_in_history(conn: psycopg.Connection, run_id: str) -> Recorded:
              "prisma_history": f"{done} as applied in {where}"}
     commit = (f"prisma/migrations/{name}/migration.sql, in the same commit as the schema change "
               "(the fields optional again: String?)")
-    directory = run_directory(run_id)
-    if directory is None:
-        return Recorded(f"{name} {done} as applied in {where}. The runner did not say where its run directory "
-                        f"is ({RUN_DIR_ENV}): commit the text below as {commit}.", facts, text)
-    path = directory / name / "migration.sql"
+    path = run_directory(run_id) / name / "migration.sql"
     if path.is_file() and path.read_bytes() != text.encode():
         raise GateFailed(f"{path} exists with another text; it was left as it is ({name} {done} as applied "
                          f"in {where}, checksum {sha256}).")
