@@ -44,7 +44,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from tenancy_runbook import archive, db, demo, embedded  # noqa: E402
+from tenancy_runbook import archive, db, demo, embedded, spec  # noqa: E402
 from tenancy_runbook.errors import GateFailed  # noqa: E402
 from tenancy_runbook.locks import DDLLog, RetryPolicy  # noqa: E402
 from tenancy_runbook.stages import add_workspace_columns, backfill, enforce_not_null  # noqa: E402
@@ -142,7 +142,7 @@ def build_template(admin: str, rows: int, work: Path | None = None) -> tuple[str
         policy, log = RetryPolicy(), DDLLog()
         add_workspace_columns.apply(conn, policy, "bench", log)
         backfill.install_guard(conn, policy, log)
-        for table, _, _ in backfill.STEPS:
+        for table in spec.active().table_names:
             if table != "MetricDaily":
                 backfill.backfill_table(conn, table, backfill.BatchPolicy(), [], progress=False)
     with db.connect(url) as conn, db.outside_transaction(conn):   # VACUUM: no lock_timeout (autovacuum may hold the table)

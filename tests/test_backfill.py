@@ -7,7 +7,7 @@ import pytest
 from conftest import TENANT, actual_workspaces, expected_workspaces, run_runbook
 from psycopg import sql
 
-from tenancy_runbook import db
+from tenancy_runbook import db, placement, spec
 from tenancy_runbook.locks import DDLLog, RetryPolicy
 from tenancy_runbook.stages import add_workspace_columns, backfill
 
@@ -31,7 +31,7 @@ def test_each_pass_alone_places_every_row_by_the_rule(migrated, kind, workers):
     batches = []
     policy = backfill.BatchPolicy(batch_size=7, min_batch_size=5, max_batch_size=9, workers=workers)
     with db.connect(migrated) as conn:
-        for table, pages, keyset in backfill.STEPS:
+        for table, pages, keyset, _ in placement.steps():
             if kind == "pages":
                 todo = int(db.one(conn, "common/null_count", table=table)["nulls"])
                 backfill._page_pass(conn, table, pages, policy, batches, [], todo)
@@ -55,8 +55,8 @@ def test_the_runbook_uses_the_page_pass_and_the_keyset_pass_only_for_what_is_lef
     assert set(frame[frame["pass"] == "pages"]["table"]) == set(TENANT)
 
 
-def plan(conn, statement: str, params: dict, table: str) -> str:
-    query = sql.SQL("EXPLAIN ") + db.load_sql(statement, table=table)
+def plan(conn, statement: sql.Composable, params: dict) -> str:
+    query = sql.SQL("EXPLAIN ") + statement
     return "\n".join(row["QUERY PLAN"] for row in conn.execute(query, params))
 
 
@@ -65,13 +65,13 @@ def test_no_batch_reads_the_whole_table(datahub, tmp_path, table):
     """On tables of some size, with fresh statistics, as the planner sees them in production."""
     url = datahub(metric_days=1500, messages_per_user=3000)         # 72,000 and 36,000 rows
     assert run_runbook(url, tmp_path / "run", "--to", "10_add_workspace_columns").returncode == 0
-    _, pages, keyset = next(step for step in backfill.STEPS if step[0] == table)
+    _, pages, keyset, _ = next(step for step in placement.steps() if step.table == table)
     with db.connect(url) as conn:
         backfill.install_guard(conn, RetryPolicy(), DDLLog())
         db.execute(conn, "backfill/analyze", table=table)
-        by_pages = plan(conn, pages, {"lo": "(10,0)", "hi": "(60,0)"}, table)
-        by_key = plan(conn, keyset, {"after": "", "size": 5000, "upto": None}, table)
-        in_range = plan(conn, keyset, {"after": "", "size": 5000, "upto": "z"}, table)   # several workers
+        by_pages = plan(conn, pages, {"lo": "(10,0)", "hi": "(60,0)"})
+        by_key = plan(conn, keyset, {"after": "", "size": 5000, "upto": None})
+        in_range = plan(conn, keyset, {"after": "", "size": 5000, "upto": "z"})   # several workers
     seq_scan = f'Seq Scan on "{table}"'
     assert seq_scan not in by_pages and "Tid Range Scan" in by_pages, by_pages
     assert seq_scan not in by_key and f'{table}_pkey' in by_key, by_key
@@ -165,7 +165,7 @@ def test_the_second_pass_is_skipped_when_the_first_left_nothing(datahub):
     with db.connect(url) as conn:
         add_workspace_columns.apply(conn, RetryPolicy(), "test", DDLLog())
         backfill.install_guard(conn, RetryPolicy(), DDLLog())
-        for table, _, _ in backfill.STEPS:
+        for table in spec.active().table_names:
             backfill.backfill_table(conn, table, POLICY, batches, progress=False)
     assert actual_workspaces(url) == expected_workspaces(url)
     assert {b["pass"] for b in batches} == {"pages"}

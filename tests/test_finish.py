@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from conftest import TENANT, expected_workspaces, notebook_text, query, run_runbook, stage_lines
 
-from tenancy_runbook import TENANT_TABLES, db, runbook
+from tenancy_runbook import TENANT_TABLES, db, runbook, spec
 from tenancy_runbook.errors import GateFailed, RunbookError
 from tenancy_runbook.locks import DDLLog, RetryPolicy
 from tenancy_runbook.stages import add_workspace_columns, backfill, enforce_not_null, remove_guard
@@ -137,7 +137,7 @@ def enforced(datahub):
     with db.connect(url) as conn:
         add_workspace_columns.apply(conn, RetryPolicy(), "test", DDLLog())
         backfill.install_guard(conn, RetryPolicy(), DDLLog())
-        for table, _, _ in backfill.STEPS:
+        for table in spec.active().table_names:
             backfill.backfill_table(conn, table, backfill.BatchPolicy(), [], progress=False)
         enforce_not_null.apply(conn, RetryPolicy(), "test", DDLLog())
     return url

@@ -255,7 +255,7 @@ def test_dry_runs_of_20_40_60_show_their_plan_and_change_nothing(datahub, tmp_pa
     assert run_runbook(url, tmp_path / "run", "--to", STAGE).returncode == 0     # migration 1 applied
     before = snapshot(url), schema_snapshot(url), catalog(url)
     expected = {"20_backfill": ["install the transition guard", "backfill workspaceId by the rule, in batches",
-                                "sql/backfill/pages_user_rows.sql, then sql/backfill/batch_user_rows.sql"],
+                                "sql/backfill/pages_rule.sql, then sql/backfill/batch_rule.sql"],
                 "40_enforce_not_null": ["A confirmed run would refuse now, before writing: The transition guard "
                                         "is not installed on every table", "SET NOT NULL",
                                         'ALTER TABLE "Insight" ALTER COLUMN "workspaceId" SET NOT NULL'],

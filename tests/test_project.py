@@ -103,7 +103,7 @@ def test_the_backfill_rule_is_written_once_per_form():
     owner_rule = re.compile(r'HAVING count\(\*\) = 1')
     writes_it = {p.relative_to(SQL_DIR).with_suffix("").as_posix() for p in SQL_DIR.rglob("*.sql")
                  if owner_rule.search(p.read_text())}
-    assert writes_it == {rule, "backfill/guard"}
+    assert writes_it == {rule, "backfill/guard_rule"}
     includes = {p.relative_to(SQL_DIR).with_suffix("").as_posix() for p in SQL_DIR.rglob("*.sql")
                 if "{include " + rule + "}" in p.read_text()}
     assert includes == {"preflight/collisions", "preflight/unplaceable_users", "check_backfill/rule_mismatches"}

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from conftest import actual_workspaces, expected_workspaces, kill_run, query, run_runbook
 
-from tenancy_runbook import db
+from tenancy_runbook import db, placement, spec
 from tenancy_runbook.errors import GateFailed
 from tenancy_runbook.locks import DDLLog, RetryPolicy
 from tenancy_runbook.paths import ROOT
@@ -28,7 +28,7 @@ from tenancy_runbook.stages import add_workspace_columns, backfill
 ROWS = dict(metric_days=1000)
 TIGHT = ["-p", "batch_statement_timeout", "25ms"]
 STAGE = ["--from", "20_backfill", "--to", "20_backfill"]
-PAGES = "backfill/pages_metric_daily"
+PAGES = placement.step(spec.active(), spec.active().table("MetricDaily")).pages
 
 
 def migrate(url: str) -> str:

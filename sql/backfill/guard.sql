@@ -1,9 +1,10 @@
 -- The transition guard's functions. While the rollout runs, application servers of the old
--- version keep writing rows without a workspaceId; a trigger on each table (guard_trigger.sql)
+-- version keep writing rows without a tenant; a trigger on each table (guard_trigger.sql)
 -- places them by the backfill rule as they are written, and counts them. The guard stays on
 -- after the runbook (old servers may still write); runbooks/finish.yaml (60_remove_guard)
 -- removes it once it has counted no such row for quiet_period.
--- search_path is fixed to the schema the Data Hub tables are in when this runs.
+-- search_path is fixed to the schema the migrated tables are in when this runs. The functions that
+-- place a row (guard_rule.sql or guard_rule_set.sql, guard_place.sql) are made from the spec.
 -- Created only when absent: CREATE SCHEMA IF NOT EXISTS would need CREATE on the database even
 -- when an administrator has created the schema (and granted USAGE, CREATE on it) beforehand.
 DO $$ BEGIN
@@ -35,62 +36,6 @@ CREATE TABLE IF NOT EXISTS tenancy_runbook.guard_placements (
 );
 INSERT INTO tenancy_runbook.guard_placements (table_name, backend_pid) VALUES ('*', 0)
 ON CONFLICT (table_name, backend_pid) DO NOTHING;
-
--- The backfill rule for one user, written per row for the trigger's sake: the same rule as
--- sql/common/user_workspace.sql (the set-based form the checks include), kept apart because
--- this form looks WorkspaceMember up only for users without a default workspace (about 3.5x
--- faster per row). tests/test_backfill.py checks both give every user the same answer.
--- NULL when there is no single answer (orphan, ambiguous).
-CREATE OR REPLACE FUNCTION tenancy_runbook.user_workspace(user_id TEXT) RETURNS TEXT
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $fn$
-    SELECT COALESCE(
-        (SELECT "defaultWorkspaceId" FROM "User" WHERE "id" = user_id),
-        (SELECT min("workspaceId") FROM "WorkspaceMember"
-          WHERE "userId" = user_id AND "role" = 'OWNER'
-         HAVING count(*) = 1))
-$fn$;
-
--- BEFORE INSERT / UPDATE row trigger body: fill a NULL workspaceId by the rule, and tally it
--- (tenancy_runbook.placed_<table> or unplaced_<table>, and tenancy_runbook.pending: settings
--- local to the transaction, undone with it). A restore from quarantine sets
--- tenancy_runbook.restoring = 'on' so rows come back exactly as they were (not counted: the
--- runbook wrote them, not an application server).
--- SECURITY DEFINER: it runs with the runbook's role, so application roles writing rows need no
--- USAGE on schema tenancy_runbook (nor SELECT on User, WorkspaceMember); search_path is fixed.
--- Cost per row an old server writes: one or two primary-key lookups for the rule, and the
--- tally (two settings read and written).
-CREATE OR REPLACE FUNCTION tenancy_runbook.place_workspace() RETURNS trigger
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path FROM CURRENT
-AS $fn$
-DECLARE
-    tally TEXT;
-BEGIN
-    IF NEW."workspaceId" IS NOT NULL
-       OR current_setting('tenancy_runbook.restoring', true) = 'on' THEN
-        RETURN NEW;
-    END IF;
-    IF TG_TABLE_NAME = 'MetricDaily' THEN
-        NEW."workspaceId" := (SELECT c."workspaceId" FROM "Connection" c WHERE c."id" = NEW."connectionId");
-    ELSIF TG_TABLE_NAME = 'Insight' THEN
-        IF NEW."connectionId" IS NOT NULL THEN
-            NEW."workspaceId" := (SELECT c."workspaceId" FROM "Connection" c WHERE c."id" = NEW."connectionId");
-        ELSE
-            NEW."workspaceId" := tenancy_runbook.user_workspace(NEW."userId");
-        END IF;
-    ELSE  -- Connection, ChatMessage
-        NEW."workspaceId" := tenancy_runbook.user_workspace(NEW."userId");
-    END IF;
-    tally := CASE WHEN NEW."workspaceId" IS NOT NULL THEN 'tenancy_runbook.placed_'
-                  ELSE 'tenancy_runbook.unplaced_' END || TG_TABLE_NAME;
-    PERFORM set_config(tally, (COALESCE(NULLIF(current_setting(tally, true), ''), '0')::bigint + 1)::text, true),
-            set_config('tenancy_runbook.pending', 'on', true);
-    RETURN NEW;
-END
-$fn$;
 
 -- AFTER INSERT / UPDATE statement trigger body (it fires only while tenancy_runbook.pending is
 -- on in the transaction: see guard_trigger.sql): add this table's tally to this backend's row,

@@ -1,10 +1,10 @@
--- The guard on one table: rows written without a workspaceId get one by the rule (row
+-- The guard on one table: rows written without a tenant (<tenant>) get one by the rule (row
 -- trigger), and each statement that wrote such rows adds them to the counts (statement
 -- trigger; for any other statement only its WHEN is evaluated: one setting read).
 -- (SHARE ROW EXCLUSIVE on the table for a moment; waited for at most lock_timeout.)
 CREATE OR REPLACE TRIGGER tenancy_runbook_place_workspace
     BEFORE INSERT OR UPDATE ON {table}
-    FOR EACH ROW WHEN (NEW."workspaceId" IS NULL)
+    FOR EACH ROW WHEN (NEW.{tenant} IS NULL)
     EXECUTE FUNCTION tenancy_runbook.place_workspace();
 CREATE OR REPLACE TRIGGER tenancy_runbook_count_placements
     AFTER INSERT OR UPDATE ON {table}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import psycopg
 
-from . import TENANT_TABLES, db
+from . import db, spec
 from .errors import GateFailed
 
 # the SQL files this module runs (tenancy-runbook plan lists them per stage)
@@ -13,16 +13,16 @@ SQL = ("common/set_config", "common/column_state", "common/row_count", "common/n
        "common/providers")
 
 
-def column_state(conn: psycopg.Connection, tables=TENANT_TABLES) -> pd.DataFrame:
+def column_state(conn: psycopg.Connection, tables=None) -> pd.DataFrame:
     """One row per table: whether it exists and its workspaceId column's state."""
-    return db.frame(conn, "common/column_state", {"tables": list(tables)})
+    return db.frame(conn, "common/column_state", {"tables": list(tables or spec.active().table_names)})
 
 
 def null_counts(conn: psycopg.Connection) -> pd.DataFrame:
     """Rows and NULL workspaceIds per tenant table; a missing column counts every row as NULL."""
     states = column_state(conn).set_index("table")["workspaceId"]
     out = []
-    for table in TENANT_TABLES:
+    for table in spec.active().table_names:
         if states[table] == "absent":
             total = db.one(conn, "common/row_count", table=table)["rows"]
             out.append({"table": table, "rows": total, "nulls": total, "column": "absent"})

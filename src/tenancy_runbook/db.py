@@ -367,6 +367,13 @@ def load_sql(name: str, /, **identifiers) -> sql.Composable:
     return sql.SQL(text).format(**{k: _identifier(v) for k, v in identifiers.items()})
 
 
+def fragment(name: str, /, **identifiers) -> sql.Composable:
+    """A part of a statement in ``sql/<name>.sql`` (an expression another statement places in a
+    ``{placeholder}`` of its own), its comment lines left out and its own placeholders filled."""
+    text = _without_comments(_read_sql(name)).strip()
+    return sql.SQL(text).format(**{k: _identifier(v) for k, v in identifiers.items()})
+
+
 INCLUDE = re.compile(r"\{include ([\w/]+)\}")   # {include common/user_workspace}: that file's text
 
 
@@ -385,8 +392,12 @@ def _include(text: str) -> str:
         included = _read_sql(match.group(1))
         if INCLUDE.search(included):
             raise RunbookError(f"sql/{match.group(1)}.sql includes another file: one level only.")
-        return "\n".join(line for line in included.splitlines() if not line.lstrip().startswith("--"))
+        return _without_comments(included)
     return INCLUDE.sub(body, text)
+
+
+def _without_comments(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
 
 
 def _identifier(value) -> sql.Composable:

@@ -30,28 +30,22 @@ from dataclasses import dataclass
 
 import pandas as pd
 import psycopg
+from psycopg import sql
 from tqdm import tqdm
 
-from .. import TENANT_TABLES, batching, checks, control, db, health, interactive, locks, params, quarantine, runlock
+from .. import batching, checks, control, db, health, interactive, locks, params, placement, quarantine, runlock, spec
 from ..errors import GateFailed
 from ..locks import DDLLog, RetryPolicy, run_ddl
 from ..params import CHOICES, check_values  # noqa: F401 (CHOICES: fail | quarantine, declared in params.py)
 from . import preflight
 
 READ_ONLY = False   # it writes (outside the runner only with confirm=True)
-STEPS = (  # table, its first pass (pages in physical order), its second pass (keyset), in sql/
-    ("Connection", "backfill/pages_user_rows", "backfill/batch_user_rows"),
-    ("MetricDaily", "backfill/pages_metric_daily", "backfill/batch_metric_daily"),
-    ("Insight", "backfill/pages_insight", "backfill/batch_insight"),
-    ("ChatMessage", "backfill/pages_user_rows", "backfill/batch_user_rows"),
-)
 MAX_BATCH_PAGES = 4096   # 32 MB of heap: the longest span of a first-pass batch
 SAMPLE_PAGES = 1000      # pages read at random for the rows a full page holds (sql/backfill/density.sql)
 SQL = (checks.SQL + preflight.SQL[len(checks.SQL):]
-       + ("backfill/guard", "backfill/guard_trigger", "backfill/guard_state",
+       + placement.GUARD_SQL + ("backfill/guard_trigger", "backfill/guard_state",
           "backfill/extent", "backfill/density", "backfill/analyze", "backfill/key_bound",
-          "backfill/guard_unplaced")
-       + tuple(dict.fromkeys(statement for step in STEPS for statement in step[1:]))
+          "backfill/guard_unplaced") + placement.PASS_SQL
        + quarantine.SQL + locks.SQL + runlock.WRITER_SQL + health.SQL + control.SQL + interactive.SQL)
 
 
@@ -323,17 +317,22 @@ def collision_refusal(found: pd.DataFrame) -> str:
 
 
 def install_guard(conn: psycopg.Connection, policy: RetryPolicy, log: DDLLog) -> pd.DataFrame:
-    """The transition guard on the four tables (idempotent)."""
-    with conn.transaction():
+    """The transition guard on every table of the spec (idempotent): its functions, made from the
+    spec (placement.rule_function, placement.place_function), then a trigger per table."""
+    s = spec.active()
+    with conn.transaction(), conn.cursor() as cur:
         db.execute(conn, "backfill/guard")
-    for table in TENANT_TABLES:
+        cur.execute(placement.rule_function(s))
+        cur.execute(placement.place_function(s))
+    for table in s.table_names:
         run_ddl(conn, f"install guard on {table}", [table],
-                lambda t=table: db.execute(conn, "backfill/guard_trigger", table=t), policy, log)
+                lambda t=table: db.execute(conn, "backfill/guard_trigger", table=t, tenant=s.tenant.name),
+                policy, log)
     return guard_state(conn)
 
 
 def guard_state(conn: psycopg.Connection) -> pd.DataFrame:
-    return db.frame(conn, "backfill/guard_state", {"tables": list(TENANT_TABLES)})
+    return db.frame(conn, "backfill/guard_state", {"tables": list(spec.active().table_names)})
 
 
 def run(conn: psycopg.Connection, policy: BatchPolicy, progress: bool = True,
@@ -348,7 +347,7 @@ def run(conn: psycopg.Connection, policy: BatchPolicy, progress: bool = True,
     steer = steer or Steer(conn, policy)
     batches, totals = [], []
     try:
-        for table, _, _ in STEPS:
+        for table in spec.active().table_names:
             started = time.monotonic()
             done = backfill_table(conn, table, policy, batches, progress, steer)
             totals.append({"table": table, "rows_updated": done,
@@ -367,7 +366,7 @@ def backfill_table(conn: psycopg.Connection, table: str, policy: BatchPolicy, ba
                    progress: bool, steer: "Steer | None" = None) -> int:
     """Both passes over one table; the rows it updated."""
     steer = steer or Steer(conn, policy)
-    pages_statement, keyset_statement = next(step[1:] for step in STEPS if step[0] == table)
+    step = placement.step(spec.active(), spec.active().table(table))
     counts = db.one(conn, "common/null_count", table=table)
     todo = int(counts["nulls"])
     if not todo:
@@ -378,13 +377,13 @@ def backfill_table(conn: psycopg.Connection, table: str, policy: BatchPolicy, ba
         unplaced = _guard_unplaced(conn, table)
         first = len(batches)
         numbers = itertools.count(1)     # the table's batch numbers, through both passes
-        done = _page_pass(conn, table, pages_statement, policy, batches, bars, todo,
+        done = _page_pass(conn, table, step.pages, policy, batches, bars, todo,
                           rows=int(counts["rows"]), steer=steer, numbers=numbers)
         if _left_after_pages(batches[first:], table) or _guard_unplaced(conn, table) > unplaced:
             # what is left is mostly rows the rule cannot place: fresh statistics let the
             # planner find them through the workspaceId index instead of walking the table
             db.execute(conn, "backfill/analyze", table=table)
-            done += _keyset_pass(conn, table, keyset_statement, policy, batches, bars, steer=steer,
+            done += _keyset_pass(conn, table, step.keyset, policy, batches, bars, steer=steer,
                                  numbers=numbers)
     finally:
         for bar in bars:
@@ -437,7 +436,9 @@ def _keyset_pass(conn, table, statement, policy, batches, bars, steer=None, numb
 def _key_bound(table: str, conn, after, size: int):
     """The key of the ``size``-th row of ``table`` still NULL after key ``after``, None when
     fewer are left (sql/backfill/key_bound.sql)."""
-    found = db.rows(conn, "backfill/key_bound", {"after": after, "size": size}, table=table)
+    s = spec.active()
+    found = db.rows(conn, "backfill/key_bound", {"after": after, "size": size}, table=table,
+                    key=s.table(table).key, tenant=s.tenant.name)
     return found[0]["upto"] if found else None
 
 
@@ -445,7 +446,7 @@ def _key_bound(table: str, conn, after, size: int):
 class _Pass:
     """One pass over one table: what the loops of its workers (_loop) share."""
     table: str
-    statement: str           # the batch statement, in sql/
+    statement: sql.Composable   # the batch statement (placement.Step's pages or keyset)
     cursor: batching.Cursor  # where the next batch is: pages, or keys
     policy: BatchPolicy
     batches: list            # every try's record (BATCH_COLUMNS), from every worker
@@ -590,16 +591,17 @@ def _batch(conn, table, statement, params, policy) -> tuple[dict, float]:
         # leave results psycopg no longer expected ('pop from an empty deque' on the next batch).
         with db.settings(conn, lock_timeout=policy.lock_timeout, statement_timeout=policy.statement_timeout,
                          synchronous_commit="off"), conn.transaction(), conn.cursor() as cur:
-            cur.execute(db.load_sql(statement, table=table), params)
+            cur.execute(statement, params)
             result = cur.fetchone()
     except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable,
             psycopg.errors.DeadlockDetected) as exc:
         raise _Retry(str(exc).strip(), not isinstance(exc, psycopg.errors.QueryCanceled)) from None
     except psycopg.errors.UniqueViolation as exc:
-        raise GateFailed(f"backfill of {table} stopped: {str(exc).strip()}. Two connections map "
-                         "to the same (workspaceId, provider): a collision that arrived after "
-                         "the check. Earlier batches are kept; run the stage again (with "
-                         "-p on_collision quarantine to move the loser aside).") from None
+        keys = " or ".join(f"({', '.join(k.columns)})" for k in spec.active().unique_keys if k.table == table)
+        raise GateFailed(f"backfill of {table} stopped: {str(exc).strip()}. Two rows of {table} map "
+                         f"to the same {keys or 'unique key'}: a collision that arrived after the "
+                         "check. Earlier batches are kept; run the stage again (with -p on_collision "
+                         "quarantine to move the loser aside).") from None
     return result, (time.monotonic() - t0) * 1000
 
 
@@ -623,7 +625,8 @@ def handle_unplaced(conn: psycopg.Connection, on_orphan: str, run_id: str) -> pd
     """After the batches: quarantine what the rule could not place, or leave it for the gate."""
     if check_choice("on_orphan", on_orphan) == "quarantine":
         return quarantine.unplaced(conn, run_id)
-    return pd.DataFrame({"table": list(TENANT_TABLES), "rows_moved": [0] * len(TENANT_TABLES)})
+    tables = list(spec.active().table_names)
+    return pd.DataFrame({"table": tables, "rows_moved": [0] * len(tables)})
 
 
 def leftover(conn: psycopg.Connection) -> pd.DataFrame:
@@ -680,17 +683,22 @@ def plan(conn: psycopg.Connection, on_collision: str, on_orphan: str) -> interac
                               "pair(s), keeping the most recently updated of each, with their MetricDaily "
                               "and Insight rows", "table": "Connection", "rows": losers,
                       "sql": "sql/quarantine/move_by_connection.sql, sql/quarantine/move_by_id.sql"})
+    s = spec.active()
     guarded = guard_state(conn).set_index("table")["guarded"]
     steps.append({"step": "create (or replace) the transition guard's functions and counts",
-                  "sql": "sql/backfill/guard.sql"})
+                  "sql": "sql/backfill/guard.sql, " + ("sql/backfill/guard_rule_set.sql" if s.user_rule.kind == "sql"
+                                                       else "sql/backfill/guard_rule.sql")
+                         + ", sql/backfill/guard_place.sql"})
     steps += [{"step": ("re-install the transition guard (it is on: replaced, its counts kept)" if guarded[t]
                         else "install the transition guard"), "table": t,
-               "sql": interactive.statement("backfill/guard_trigger", table=t)} for t in TENANT_TABLES]
+               "sql": interactive.statement("backfill/guard_trigger", table=t, tenant=s.tenant.name)}
+              for t in s.table_names]
     left = leftover(conn).set_index("table")
-    for table, pages, keyset in STEPS:
-        placeable = int(left.loc[table, "nulls"] - left.loc[table, "unplaceable"])
+    for step in placement.steps(s):
+        placeable = int(left.loc[step.table, "nulls"] - left.loc[step.table, "unplaceable"])
         if placeable > 0:
-            steps.append({"step": "backfill workspaceId by the rule, in batches", "table": table,
+            pages, keyset = step.files
+            steps.append({"step": f"backfill {s.tenant.name} by the rule, in batches", "table": step.table,
                           "rows": placeable, "sql": f"sql/{pages}.sql, then sql/{keyset}.sql"})
     quarantines = check_choice("on_orphan", on_orphan) == "quarantine"
     for table in quarantine.QUARANTINE_ORDER:
