@@ -45,7 +45,8 @@ def _mark_values(argv: list[str]) -> list[str]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tenancy-runbook", description=(
-        "Run the Data Hub tenancy migration as a papermill runbook. "
+        "Run a tenancy migration, declared in its runbook's spec (docs/spec.md; Data Hub's: "
+        "runbooks/datahub.spec.yaml), as a papermill runbook. "
         "The database comes from the DATABASE_URL environment variable."))
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")

@@ -12,9 +12,10 @@ from dataclasses import fields
 import pandas as pd
 import psycopg
 
-from . import archive, db, params, runlock
+from . import archive, db, params, runlock, spec
 from .charts import bar, line, number  # noqa: F401 - the notebooks call nb.bar and nb.line
 from .locks import DDLLog, RetryPolicy
+from . import paths
 from .paths import PROGRESS_ENV
 
 
@@ -40,7 +41,23 @@ def connect(read_only: bool = False, statement_timeout: str | None = None,
     mode = "read-only" if read_only else "read-write"
     print(f"Connected to {db.describe(url)} from {db.ENV_VAR} ({mode} transactions, "
           f"statement_timeout {conn.settings['statement_timeout']})")
+    print(spec_line())
     return conn
+
+
+def spec_line(s: spec.Spec | None = None) -> str:
+    """Which tenancy migration this notebook carries out: the spec's name, file and sha256 (as the
+    manifest records them), its tenant column and its tables in backfill order."""
+    s = s or spec.active()
+    return (f"Tenancy spec {s.name!r} ({_shown_path(s.path)}, sha256 {s.sha256[:12]}): "
+            f"{s.tenant.name} on {', '.join(s.table_names)}")
+
+
+def _shown_path(path) -> str:
+    try:
+        return str(path.relative_to(paths.ROOT))
+    except ValueError:
+        return str(path)
 
 
 def retry_policy(namespace: dict) -> RetryPolicy:

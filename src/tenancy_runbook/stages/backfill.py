@@ -1,22 +1,23 @@
-"""20_backfill: every row gets its workspaceId by the backfill rule, online.
+"""20_backfill: every row of the spec's tables gets its tenant by the spec's rule, online.
 
-  1. Collisions: ``on_collision='fail'`` stops before any write; ``'quarantine'`` keeps the
-     most recently updated connection of each colliding pair and moves the others, with their
-     rows, to datahub_quarantine.
+  1. Collisions on the spec's tenant-scoped unique keys: ``on_collision='fail'`` stops before
+     any write; ``'quarantine'`` keeps the winner of each colliding group (the spec's order) and
+     moves the others, with every row below them, to the spec's quarantine schema.
   2. The transition guard: a trigger on each table places rows that application servers of
-     the old version keep writing without a workspaceId (removed after the deploy by
-     runbooks/finish.yaml, 60_remove_guard).
-  3. Table by table in dependency order, batches that each are their own short transaction
-     touching only rows still NULL: killed at any moment, nothing is lost and a re-run
-     continues. The first pass walks the heap pages in physical order (TID ranges: the same
-     I/O as one big UPDATE); a second pass, by primary key, takes what is still NULL after
-     it. The batch size adapts toward a target duration; a first-pass batch spans no more
-     pages than that many rows fill at the densest seen (done rows included), so a re-run
+     the old version keep writing without a tenant (removed after the deploy by
+     runbooks/finish.yaml, 60_remove_guard). Its functions are made from the spec
+     (placement.py).
+  3. Table by table in the spec's order (a parent before its children), batches that each are
+     their own short transaction touching only rows still NULL: killed at any moment, nothing
+     is lost and a re-run continues. The first pass walks the heap pages in physical order (TID
+     ranges: the same I/O as one big UPDATE); a second pass, by primary key, takes what is still
+     NULL after it. The batch size adapts toward a target duration; a first-pass batch spans no
+     more pages than that many rows fill at the densest seen (done rows included), so a re-run
      over mostly done pages meets the NULL remainder with a batch of the usual size. A batch
      that fails (timeout, lock timeout, deadlock) is tried again with half its span, down to
      one page or one row.
   4. Rows the rule cannot place: ``on_orphan='fail'`` leaves them NULL (30_check_backfill then
-     stops the runbook); ``'quarantine'`` moves them to datahub_quarantine.
+     stops the runbook); ``'quarantine'`` moves them to the quarantine schema.
 """
 
 from __future__ import annotations
@@ -381,7 +382,7 @@ def backfill_table(conn: psycopg.Connection, table: str, policy: BatchPolicy, ba
                           rows=int(counts["rows"]), steer=steer, numbers=numbers)
         if _left_after_pages(batches[first:], table) or _guard_unplaced(conn, table) > unplaced:
             # what is left is mostly rows the rule cannot place: fresh statistics let the
-            # planner find them through the workspaceId index instead of walking the table
+            # planner find them through the tenant column's index instead of walking the table
             db.execute(conn, "backfill/analyze", table=table)
             done += _keyset_pass(conn, table, step.keyset, policy, batches, bars, steer=steer,
                                  numbers=numbers)
