@@ -7,7 +7,7 @@ import pytest
 from conftest import TENANT, actual_workspaces, expected_workspaces, run_runbook
 from psycopg import sql
 
-from tenancy_runbook import db, placement, spec
+from tenancy_runbook import checks, db, placement, spec
 from tenancy_runbook.locks import DDLLog, RetryPolicy
 from tenancy_runbook.stages import add_workspace_columns, backfill
 
@@ -33,7 +33,7 @@ def test_each_pass_alone_places_every_row_by_the_rule(migrated, kind, workers):
     with db.connect(migrated) as conn:
         for table, pages, keyset, _ in placement.steps():
             if kind == "pages":
-                todo = int(db.one(conn, "common/null_count", table=table)["nulls"])
+                todo = int(checks.null_count(conn, table)["nulls"])
                 backfill._page_pass(conn, table, pages, policy, batches, [], todo)
             else:
                 backfill._keyset_pass(conn, table, keyset, policy, batches, [])
@@ -79,7 +79,7 @@ def test_no_batch_reads_the_whole_table(datahub, tmp_path, table):
 
 
 def test_the_guards_function_agrees_with_the_rule_for_every_user(migrated):
-    """The per-row function (sql/backfill/guard.sql) and the set-based rule the checks include
+    """The per-row function (sql/backfill/guard_rule.sql) and the set-based rule the checks include
     (sql/common/user_workspace.sql) are two forms of one rule."""
     with db.connect(migrated) as conn:
         rule = {r["userId"]: r["workspaceId"] for r in db.rows(conn, "common/user_workspace")}
@@ -154,7 +154,7 @@ def test_a_row_the_guard_could_not_place_during_the_pass_is_looked_for_again(dat
     batches = []
     with db.connect(url) as conn:
         backfill.backfill_table(conn, "MetricDaily", POLICY, batches, progress=False)
-        nulls = int(db.one(conn, "common/null_count", table="MetricDaily")["nulls"])
+        nulls = int(checks.null_count(conn, "MetricDaily")["nulls"])
     assert nulls == 0, "the late row must be placed by the second pass"
     assert [b["scanned"] for b in batches if b["pass"] == "keyset"] == [1]
 

@@ -93,7 +93,7 @@ def test_durations_are_read_as_postgresql_reads_them(database):
     ("max_listed", -1, ["max_listed = -1", "an integer >= 0"]),
     ("confirm", "true", ["confirm = 'true'", "true or false"]),
     ("confirm", 1, ["confirm = 1", "true or false"]),
-    ("unique_index", " ", ["unique_index = ' '", "a non-empty name"]),
+    ("unique_index", " ", ["unique_index = ' '", "a name, or empty for none"]),
     ("statement_timeout", None, ["statement_timeout = None", "a PostgreSQL duration: a number with an optional unit"]),
 ])
 def test_a_bad_value_is_named_with_what_is_allowed(name, value, words):

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from conftest import actual_workspaces, expected_workspaces, kill_run, query, run_runbook
 
-from tenancy_runbook import db, placement, spec
+from tenancy_runbook import checks, db, placement, spec
 from tenancy_runbook.errors import GateFailed
 from tenancy_runbook.locks import DDLLog, RetryPolicy
 from tenancy_runbook.paths import ROOT
@@ -143,7 +143,7 @@ def test_a_failed_batch_is_retried_with_half_its_span_down_to_one_page(datahub):
                                   lock_timeout="20ms")
     try:
         with db.connect(url) as conn:
-            todo = int(db.one(conn, "common/null_count", table="MetricDaily")["nulls"])
+            todo = int(checks.null_count(conn, "MetricDaily")["nulls"])
             backfill._page_pass(conn, "MetricDaily", PAGES, policy, batches, [], todo)
     finally:
         releaser.join(5)
@@ -201,7 +201,7 @@ def test_on_a_fresh_table_a_batch_holds_its_size_in_rows(datahub):
     policy = backfill.BatchPolicy(batch_size=1000, min_batch_size=1000, max_batch_size=1000)
     batches: list = []
     with db.connect(url) as conn:
-        todo = int(db.one(conn, "common/null_count", table="MetricDaily")["nulls"])
+        todo = int(checks.null_count(conn, "MetricDaily")["nulls"])
         backfill._page_pass(conn, "MetricDaily", PAGES, policy, batches, [], todo)
     frame = pd.DataFrame(batches, columns=backfill.BATCH_COLUMNS)
     whole = frame.iloc[:-1]      # (the last one ends at the table's end, with some rows it moved there)

@@ -1,4 +1,4 @@
--- Rows and NULL workspaceIds of one table (the column must exist).
+-- Rows and NULL tenant columns ({column}, the tenancy spec's) of one table (the column must exist).
 SELECT count(*) AS "rows",
-       count(*) FILTER (WHERE "workspaceId" IS NULL) AS nulls
+       count(*) FILTER (WHERE {column} IS NULL) AS nulls
 FROM {table}

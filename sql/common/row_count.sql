@@ -1,2 +1,2 @@
--- Rows of one table (used while its workspaceId column does not exist yet).
+-- Rows of one table (used while its tenant column does not exist yet).
 SELECT count(*) AS "rows" FROM {table}

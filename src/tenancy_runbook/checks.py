@@ -14,22 +14,31 @@ SQL = ("common/set_config", "common/column_state", "common/row_count", "common/n
 
 
 def column_state(conn: psycopg.Connection, tables=None) -> pd.DataFrame:
-    """One row per table: whether it exists and its workspaceId column's state."""
-    return db.frame(conn, "common/column_state", {"tables": list(tables or spec.active().table_names)})
+    """One row per table (default: the tenancy spec's tables): ``table``, ``table_present``, and
+    ``state``, its tenant column's state: absent, nullable or NOT NULL."""
+    s = spec.active()
+    tables = s.table_names if tables is None else tables
+    return db.frame(conn, "common/column_state", {"tables": list(tables), "column": s.tenant.name})
 
 
 def null_counts(conn: psycopg.Connection) -> pd.DataFrame:
-    """Rows and NULL workspaceIds per tenant table; a missing column counts every row as NULL."""
-    states = column_state(conn).set_index("table")["workspaceId"]
+    """Rows and NULL tenant columns per table of the spec; a missing column counts every row as NULL."""
+    s = spec.active()
+    states = column_state(conn).set_index("table")["state"]
     out = []
-    for table in spec.active().table_names:
+    for table in s.table_names:
         if states[table] == "absent":
             total = db.one(conn, "common/row_count", table=table)["rows"]
             out.append({"table": table, "rows": total, "nulls": total, "column": "absent"})
         else:
-            counts = db.one(conn, "common/null_count", table=table)
+            counts = null_count(conn, table)
             out.append({"table": table, **counts, "column": states[table]})
     return pd.DataFrame(out, columns=["table", "rows", "nulls", "column"])
+
+
+def null_count(conn: psycopg.Connection, table: str) -> dict:
+    """``rows`` and ``nulls`` (rows without a tenant) of one table whose tenant column exists."""
+    return db.one(conn, "common/null_count", table=table, column=spec.active().tenant.name)
 
 
 def null_message(counts: pd.DataFrame) -> str:
@@ -41,15 +50,16 @@ def null_message(counts: pd.DataFrame) -> str:
 
 
 def require_columns(conn: psycopg.Connection, stage: str) -> None:
-    """Refuse (GateFailed) when migration 1 has not added every workspaceId column."""
+    """Refuse (GateFailed) when migration 1 has not added the tenant column to every table."""
+    s = spec.active()
     states = column_state(conn)
     missing = states.loc[~states["table_present"], "table"].tolist()
     if missing:
         raise GateFailed(f"{stage}: tables missing: {', '.join(missing)}. Point DATABASE_URL "
-                         "at the Data Hub database (00_preflight shows what it found).")
-    absent = states.loc[states["workspaceId"] == "absent", "table"].tolist()
+                         f"at the database the tenancy spec '{s.name}' migrates (00_preflight shows what it found).")
+    absent = states.loc[states["state"] == "absent", "table"].tolist()
     if absent:
-        raise GateFailed(f"{stage}: no workspaceId column on {', '.join(absent)}. "
+        raise GateFailed(f"{stage}: no {s.tenant.name} column on {', '.join(absent)}. "
                          "Run stage 10_add_workspace_columns (migration 1) first.")
 
 

@@ -9,7 +9,7 @@ import os
 import re
 from pathlib import Path
 
-from . import TENANT_TABLES, db, embedded
+from . import db, embedded, spec
 from .errors import RunbookError
 from .paths import RUNBOOKS_DIR
 
@@ -94,8 +94,15 @@ def seed(url: str, **options) -> dict:
                 db.execute(conn, "demo/set_option", {"name": name, "value": str(value)})
             db.execute(conn, "demo/seed")
         db.execute(conn, "demo/analyze")
-        return {t: db.one(conn, "common/row_count", table=t)["rows"]
-                for t in ("Workspace", "User", "WorkspaceMember") + TENANT_TABLES}
+        return {t: db.one(conn, "common/row_count", table=t)["rows"] for t in counted_tables(spec.active())}
+
+
+def counted_tables(s: spec.Spec) -> tuple[str, ...]:
+    """The tables whose rows seed() counts: the tenant table, the user rule's tables (a
+    default_else_owner rule's users and membership), then the spec's tables."""
+    rule = s.user_rule
+    around = (rule.users.table, rule.membership.table) if rule.users and rule.membership else ()
+    return (s.tenant.table, *around, *s.table_names)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import TENANT_TABLES, db, history, spec
+from . import db, spec
 from .errors import RunbookError
-from .paths import SQL_DIR
 from .stages import add_workspace_columns, enforce_not_null
 
 
@@ -58,22 +57,21 @@ def runbook_scripts(lock_timeout: str = "500ms", statement_timeout: str = "1h") 
                 timeouts = patient if step.statement == "common/validate_constraint" else short
                 m1.append(_statement(step.statement, **step.identifiers, **timeouts))
     m2 = []
-    for t in TENANT_TABLES:
+    column = s.tenant.name
+    for t in s.table_names:
         check = enforce_not_null.check_name(t)
-        m2 += [_statement("enforce_not_null/add_check", table=t, constraint=check, **short),
+        m2 += [_statement("enforce_not_null/add_check", table=t, constraint=check, column=column, **short),
                _statement("common/validate_constraint", table=t, constraint=check, **patient),
-               _statement("enforce_not_null/set_not_null", table=t, **short),
+               _statement("enforce_not_null/set_not_null", table=t, column=column, **short),
                _statement("enforce_not_null/drop_check", table=t, constraint=check, **short)]
     return {f"runbook: {add_workspace_columns.migration().name}": "\n".join(m1) + "\n",
-            f"runbook: {enforce_not_null.MIGRATION.split('/')[1]}": "\n".join(m2) + "\n"}
+            f"runbook: {enforce_not_null.migration().name}": "\n".join(m2) + "\n"}
 
 
 def prisma_scripts() -> dict[str, str]:
     """{label: SQL} of Prisma's plain migrations, as the seed review would apply them."""
-    m1 = add_workspace_columns.migration()
-    return {f"prisma (plain): {m1.name}": m1.sql.read_text(),
-            f"prisma (plain): {history.name_of(enforce_not_null.MIGRATION)}":
-                (SQL_DIR / f"{enforce_not_null.MIGRATION}.sql").read_text()}
+    m1, m2 = add_workspace_columns.migration(), enforce_not_null.migration()
+    return {f"prisma (plain): {m1.name}": m1.sql.read_text(), f"prisma (plain): {m2.name}": m2.sql.read_text()}
 
 
 def squawk_binary() -> str:

@@ -80,6 +80,7 @@ class Param:
     duration: bool = False
     size: bool = False               # text such as '64MB' (size_bytes)
     empty_ok: bool = True            # for text
+    optional_name: bool = False      # for text: a name without surrounding blanks, or empty (none)
     runner_refuses: str = ""         # why a runbook run may not set it to anything but its default
 
     def allowed(self, short: bool = False) -> str:
@@ -103,6 +104,8 @@ class Param:
             if self.above is not None:
                 return f"{kind} > {_number(self.above)}"
             return kind
+        if self.optional_name:
+            return "a name, or empty for none"
         return "any text" if self.empty_ok else "a non-empty name"
 
     def problem(self, value, where: str = "") -> str | None:
@@ -136,6 +139,8 @@ class Param:
                 size_bytes(value)
             except ValueError as exc:
                 ok, reason = False, str(exc)
+        elif ok and self.type is str and self.optional_name:
+            ok = value == value.strip()
         elif ok and self.type is str and not self.empty_ok:
             ok = bool(value.strip())
         if ok and where and self.runner_refuses and value != self.default:
@@ -193,8 +198,8 @@ PARAMS: dict[str, Param] = {p.name: p for p in (
     Param("quiet_period", str, "15min", "the guard must have placed no row for this long before it is "
           "removed (old application servers gone)", duration=True),
     Param("run_id", str, "", "set by the runner (quarantine and records name it); empty: an ad-hoc id"),
-    Param("unique_index", str, "Connection_workspaceId_provider_key", "must exist, be UNIQUE and valid",
-          empty_ok=False),
+    Param("unique_index", str, "", "one more index that must exist, be UNIQUE and valid, besides the spec's "
+          "indexes (always checked), empty: none", optional_name=True),
     Param("confirm", bool, False, "must be True for a writing stage run outside the runner (JupyterLab, "
           "plain papermill) to change anything; 90_rollback: always"),
     Param("refuse_unconfirmed", bool, False, "fail (rather than dry-run) when confirm is not True"),

@@ -368,7 +368,7 @@ def backfill_table(conn: psycopg.Connection, table: str, policy: BatchPolicy, ba
     """Both passes over one table; the rows it updated."""
     steer = steer or Steer(conn, policy)
     step = placement.step(spec.active(), spec.active().table(table))
-    counts = db.one(conn, "common/null_count", table=table)
+    counts = checks.null_count(conn, table)
     todo = int(counts["nulls"])
     if not todo:
         return 0

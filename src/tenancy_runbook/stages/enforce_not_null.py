@@ -3,47 +3,56 @@
 First a last sweep (the backfill once more, then the orphans' rows per on_orphan). Then the
 seed's Option B semantics: with any NULL left it refuses, with the counts, before any
 change. Then, per table, the recipe that never holds a lock for a table scan:
-  CHECK ("workspaceId" IS NOT NULL) NOT VALID  -> VALIDATE CONSTRAINT (writers go on)
+  CHECK (<tenant column> IS NOT NULL) NOT VALID  -> VALIDATE CONSTRAINT (writers go on)
   -> SET NOT NULL (no scan: the valid CHECK proves it) -> DROP the CHECK.
-Each DDL step waits at most lock_timeout per attempt and retries with backoff.
+Each DDL step waits at most lock_timeout per attempt and retries with backoff. The tables, the
+tenant column and migration 2 are the tenancy spec's (spec.active()).
 """
 
 from __future__ import annotations
 
 import psycopg
 
-from .. import TENANT_TABLES, checks, db, history, interactive
+from .. import checks, db, history, interactive, spec
 from ..errors import GateFailed
 from ..locks import DDLLog, RetryPolicy, run_ddl
 from . import backfill
 
 READ_ONLY = False   # it writes (outside the runner only with confirm=True)
-MIGRATION = "migrations/20251219171000_datahub_workspace_not_null/migration"
 SQL = (backfill.SQL + ("enforce_not_null/check_state", "enforce_not_null/add_check", "common/validate_constraint",
                       "enforce_not_null/set_not_null", "enforce_not_null/drop_check") + history.SQL)
 
 
+def migration() -> spec.Migration:
+    """Migration 2 of the spec this run follows (its Prisma folder)."""
+    return spec.active().migrations.not_null
+
+
 def check_name(table: str) -> str:
-    return f"tenancy_runbook_{table}_workspaceId_check"
+    """The runbook's temporary CHECK on ``table``: tenancy_runbook_<table>_<tenant column>_check."""
+    return f"tenancy_runbook_{table}_{spec.active().tenant.name}_check"
 
 
 def apply(conn: psycopg.Connection, policy: RetryPolicy, run_id: str, log: DDLLog) -> dict:
     checks.require_columns(conn, "40_enforce_not_null")
-    states = checks.column_state(conn).set_index("table")["workspaceId"]
-    recorded = history.is_recorded(conn, MIGRATION)
+    s, m = spec.active(), migration()
+    column = s.tenant.name
+    states = checks.column_state(conn).set_index("table")["state"]
+    recorded = history.is_applied(conn, m.name)
     if recorded and (states == "NOT NULL").all():
         return {"action": f"already applied (recorded in {history.where(conn)}): nothing to do"}
     counts = checks.null_counts(conn)
     if counts["nulls"].sum():
         raise GateFailed(checks.null_message(counts))
-    for table in TENANT_TABLES:
+    for table in s.table_names:
         if states[table] == "NOT NULL":
             continue
         name = check_name(table)
         state = _check_state(conn, table)
         if state == "absent":
             run_ddl(conn, f"{table}: add CHECK NOT VALID", [table],
-                    lambda t=table, n=name: db.execute(conn, "enforce_not_null/add_check", table=t, constraint=n),
+                    lambda t=table, n=name: db.execute(conn, "enforce_not_null/add_check", table=t, constraint=n,
+                                                       column=column),
                     policy, log)
         if state != "validated":
             try:
@@ -56,13 +65,14 @@ def apply(conn: psycopg.Connection, policy: RetryPolicy, run_id: str, log: DDLLo
                                  + " (a NULL arrived after the sweep; the CHECK now rejects new ones: "
                                  "run the stage again)") from None
         run_ddl(conn, f"{table}: SET NOT NULL", [table],
-                lambda t=table: db.execute(conn, "enforce_not_null/set_not_null", table=t), policy, log)
-    for table in TENANT_TABLES:
+                lambda t=table: db.execute(conn, "enforce_not_null/set_not_null", table=t, column=column),
+                policy, log)
+    for table in s.table_names:
         if _check_state(conn, table) != "absent":
             run_ddl(conn, f"{table}: drop CHECK", [table],
                     lambda t=table: db.execute(conn, "enforce_not_null/drop_check", table=t,
                                                constraint=check_name(t)), policy, log)
-    where = history.record(conn, MIGRATION, run_id)
+    where = history.record_applied(conn, m.name, history.digest(m.sql.read_bytes()), run_id)
     return {"action": f"applied; recorded in {where}"}
 
 
@@ -81,8 +91,10 @@ def plan(conn: psycopg.Connection, on_orphan: str) -> interactive.Plan:
         checks.require_columns(conn, stage)
     except GateFailed as exc:
         return interactive.plan(stage, [], refusal=str(exc))
-    states = checks.column_state(conn).set_index("table")["workspaceId"]
-    recorded = history.is_recorded(conn, MIGRATION)
+    s = spec.active()
+    column = s.tenant.name
+    states = checks.column_state(conn).set_index("table")["state"]
+    recorded = history.is_applied(conn, migration().name)
     if recorded and (states == "NOT NULL").all():
         return interactive.plan(stage, [], notes=[f"Migration 2 is applied (recorded in {history.where(conn)})."])
     refusal = ""
@@ -90,28 +102,28 @@ def plan(conn: psycopg.Connection, on_orphan: str) -> interactive.Plan:
         refusal = ("The transition guard is not installed on every table, and the last sweep batches only "
                    "with it on: run 20_backfill first.")
     left = backfill.leftover(conn).set_index("table")
-    steps = [{"step": "last sweep: backfill workspaceId by the rule, in batches", "table": table,
+    steps = [{"step": f"last sweep: backfill {column} by the rule, in batches", "table": table,
               "rows": int(left.loc[table, "nulls"] - left.loc[table, "unplaceable"])}
-             for table in TENANT_TABLES if left.loc[table, "nulls"] > left.loc[table, "unplaceable"]]
+             for table in s.table_names if left.loc[table, "nulls"] > left.loc[table, "unplaceable"]]
     unplaceable = left["unplaceable"]
     if unplaceable.sum() and backfill.check_choice("on_orphan", on_orphan) == "quarantine":
         steps += [{"step": "last sweep: quarantine the rows the rule cannot place", "table": table,
                    "rows": int(unplaceable[table]), "sql": "sql/quarantine/move_unplaced.sql"}
-                  for table in TENANT_TABLES if unplaceable[table]]
+                  for table in s.table_names if unplaceable[table]]
     elif unplaceable.sum():
         refusal = refusal or checks.null_message(unplaceable.rename("nulls").reset_index())
-    checks_left = {table: _check_state(conn, table) for table in TENANT_TABLES}
+    checks_left = {table: _check_state(conn, table) for table in s.table_names}
     for table, state in checks_left.items():
         if states[table] == "NOT NULL":
             continue
         if state == "absent":
             steps.append({"step": "add CHECK NOT VALID", "table": table, "sql": interactive.statement(
-                "enforce_not_null/add_check", table=table, constraint=check_name(table))})
+                "enforce_not_null/add_check", table=table, constraint=check_name(table), column=column)})
         if state != "validated":
             steps.append({"step": "validate CHECK", "table": table, "sql": interactive.statement(
                 "common/validate_constraint", table=table, constraint=check_name(table))})
         steps.append({"step": "SET NOT NULL", "table": table,
-                      "sql": interactive.statement("enforce_not_null/set_not_null", table=table)})
+                      "sql": interactive.statement("enforce_not_null/set_not_null", table=table, column=column)})
     steps += [{"step": "drop CHECK", "table": table, "sql": interactive.statement(
         "enforce_not_null/drop_check", table=table, constraint=check_name(table))}
         for table, state in checks_left.items() if states[table] != "NOT NULL" or state != "absent"]

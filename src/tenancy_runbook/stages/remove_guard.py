@@ -1,13 +1,14 @@
 """60_remove_guard (runbooks/finish.yaml): take the transition guard off once the rollout is over.
 
 The guard (20_backfill) lets application servers of the old version keep writing rows
-without a workspaceId, even after NOT NULL, so the runbook leaves it on. It counts, per table,
+without the tenant column, even after NOT NULL, so the runbook leaves it on. It counts, per table,
 the rows it places (and those it cannot place) and when it last did (sql/backfill/guard.sql).
 This stage removes it only once NOT NULL is enforced on every guarded table (40_enforce_not_null:
 without it, such a row would stay NULL after the removal) and the guard has been quiet for
 ``quiet_period``: no such row for that long, and counting for at least that long. The check is made again under the tables' locks,
 in the transaction that drops the triggers, so no row written between the check and the
-removal goes unseen. Afterwards a row written without a workspaceId is rejected by NOT NULL.
+removal goes unseen. Afterwards a row written without the tenant column is rejected by NOT NULL.
+The tables and the tenant column are the tenancy spec's (spec.active()).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 
-from .. import TENANT_TABLES, checks, db, interactive, locks, params, runlock
+from .. import checks, db, interactive, locks, params, runlock, spec
 from ..errors import GateFailed
 from ..locks import DDLLog, RetryPolicy, run_ddl
 from .backfill import guard_state
@@ -36,7 +37,7 @@ def placements(conn: psycopg.Connection) -> pd.DataFrame:
     last handled one (``last_at``, ``last_s_ago``), and since when it counts (``counting_since``,
     ``counting_s``; NaT/NaN when it does not count: not installed, or by an earlier version)."""
     if db.one(conn, "remove_guard/placements_present")["present"]:
-        frame = db.frame(conn, "remove_guard/placements", {"tables": list(TENANT_TABLES)})
+        frame = db.frame(conn, "remove_guard/placements", {"tables": list(spec.active().table_names)})
     else:
         frame = guard_state(conn).assign(placed=0, unplaced=0, last_at=None, last_s_ago=math.nan,
                                          counting_since=None, counting_s=math.nan)
@@ -73,26 +74,27 @@ def not_quiet(frame: pd.DataFrame, quiet_period: str) -> str:
 
 
 def not_enforced(conn: psycopg.Connection, guarded: list[str] | None = None) -> str:
-    """Why the guard may not come off yet ("" when it may): the workspaceId of a table it guards
+    """Why the guard may not come off yet ("" when it may): the tenant column of a table it guards
     (``guarded``, default: the tables it is on now) is still nullable, the runbook stopped before
-    40_enforce_not_null. Removed then, a row an old server writes without a workspaceId would
+    40_enforce_not_null. Removed then, a row an old server writes without the tenant column would
     stay NULL, unseen, instead of being placed or rejected."""
     if guarded is None:
         state = guard_state(conn)
         guarded = state.loc[state["guarded"], "table"].tolist()
-    states = checks.column_state(conn, guarded).set_index("table")["workspaceId"]
+    states = checks.column_state(conn, guarded).set_index("table")["state"]
     nullable = [t for t in guarded if states[t] == "nullable"]
     if not nullable:
         return ""
-    return (f"Not removing the transition guard: workspaceId is still nullable on {', '.join(nullable)} "
+    column = spec.active().tenant.name
+    return (f"Not removing the transition guard: {column} is still nullable on {', '.join(nullable)} "
             "(40_enforce_not_null has not run). Without the guard, a row an application server of the "
-            "old version writes without a workspaceId would stay NULL. Nothing was changed.\n"
+            f"old version writes without a {column} would stay NULL. Nothing was changed.\n"
             "Run `tenancy-runbook run runbooks/datahub-tenancy.yaml` to its end (a re-run resumes "
             f"where the last one stopped), then `{FINISH}` once the new application version runs everywhere.")
 
 
 def run(conn: psycopg.Connection, policy: RetryPolicy, log: DDLLog, quiet_period: str) -> pd.DataFrame:
-    """Remove the guard: the triggers (all four tables in one transaction, after checking NOT NULL
+    """Remove the guard: the triggers (all its tables in one transaction, after checking NOT NULL
     and the counts again under their locks), then the functions and the counts, then the schema if
     empty. The guard state afterwards, with ``removed``: the tables it came off in this run."""
     before = guard_state(conn)
@@ -125,7 +127,7 @@ def outcome(state: pd.DataFrame) -> str:
     removed = state.loc[state["removed"], "table"].tolist()
     if removed:
         return (f"Removed the transition guard from {', '.join(removed)}: a row written without a "
-                "workspaceId is no longer placed (with NOT NULL enforced, it is rejected).")
+                f"{spec.active().tenant.name} is no longer placed (with NOT NULL enforced, it is rejected).")
     return "The transition guard was already removed: nothing was changed."
 
 
@@ -148,7 +150,7 @@ def _why_not_quiet(frame: pd.DataFrame, quiet_period: str) -> str:
     if recent.empty and not young:
         return ""
     lines = ["Not removing the transition guard: an application server of the old version may still "
-             f"write rows without a workspaceId (quiet_period {quiet_period})."]
+             f"write rows without a {spec.active().tenant.name} (quiet_period {quiet_period})."]
     if len(recent):
         lines += [f"Within quiet_period the guard placed rows in {len(recent)} table(s) "
                   f"(counts since {_utc(since)}):"]

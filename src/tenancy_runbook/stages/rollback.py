@@ -1,7 +1,7 @@
 """90_rollback: the seed's emergency rollback, and the way back out of quarantine.
 
 Not in the default sequence: runbooks/rollback.yaml runs it, and only with confirm=True.
-  * workspaceId becomes nullable again on the four tables (DROP NOT NULL); a CHECK left by
+  * the tenant column becomes nullable again on the spec's tables (DROP NOT NULL); a CHECK left by
     an interrupted 40_enforce_not_null goes too. Migration 1 stays (the seed: it is safe).
   * with restore_quarantine=True, quarantined rows go back exactly as they were (all, or
     those of quarantine_run_id); refused, restoring nothing, when a row would break a
@@ -25,12 +25,12 @@ from pathlib import Path
 import pandas as pd
 import psycopg
 
-from .. import TENANT_TABLES, checks, db, history, interactive, locks, quarantine, runlock
+from .. import checks, db, history, interactive, locks, quarantine, runlock, spec
 from ..errors import GateFailed
 from ..locks import DDLLog, RetryPolicy, run_ddl
-from ..paths import OUTPUTS_DIR, RUN_DIR_ENV, SQL_DIR
-from .enforce_not_null import MIGRATION as NOT_NULL
+from ..paths import OUTPUTS_DIR, RUN_DIR_ENV
 from .enforce_not_null import check_name
+from .enforce_not_null import migration as not_null
 
 READ_ONLY = False   # it writes (only with confirm=True, under the runner too)
 SQL = (checks.SQL + ("enforce_not_null/drop_check", "rollback/drop_not_null") + quarantine.SQL + locks.SQL
@@ -41,22 +41,24 @@ _SET_NOT_NULL = re.compile(r'^ALTER TABLE "((?:[^"]|"")+)" ALTER COLUMN "(?:[^"]
 
 
 def drop_not_null(conn: psycopg.Connection, confirm: bool, policy: RetryPolicy, log: DDLLog) -> pd.DataFrame:
-    """DROP NOT NULL (and the runbook's CHECK) on the four columns; before and after per table."""
+    """DROP NOT NULL (and the runbook's CHECK) on the tenant column of the spec's tables; before and
+    after per table."""
+    s = spec.active()
     if confirm is not True:
-        raise GateFailed("Rollback not confirmed: nothing was changed. This makes workspaceId "
-                         "nullable again on all four tables; run it with -p confirm true.")
+        raise GateFailed(f"Rollback not confirmed: nothing was changed. This makes {s.tenant.name} "
+                         f"nullable again on {', '.join(s.table_names)}; run it with -p confirm true.")
     checks.require_columns(conn, STAGE)
     before = checks.column_state(conn)
-    for table in TENANT_TABLES:
+    for table in s.table_names:
         run_ddl(conn, f"{table}: drop CHECK", [table],
                 lambda t=table: db.execute(conn, "enforce_not_null/drop_check", table=t,
                                            constraint=check_name(t)), policy, log)
-        if before.set_index("table").loc[table, "workspaceId"] == "NOT NULL":
+        if before.set_index("table").loc[table, "state"] == "NOT NULL":
             run_ddl(conn, f"{table}: DROP NOT NULL", [table],
-                    lambda t=table: db.execute(conn, "rollback/drop_not_null", table=t), policy, log)
+                    lambda t=table: db.execute(conn, "rollback/drop_not_null", table=t, column=s.tenant.name),
+                    policy, log)
     after = checks.column_state(conn)
-    out = pd.DataFrame({"table": before["table"], "before": before["workspaceId"],
-                        "after": after["workspaceId"]})
+    out = pd.DataFrame({"table": before["table"], "before": before["state"], "after": after["state"]})
     out["changed"] = out["before"] != out["after"]
     return out
 
@@ -65,8 +67,8 @@ def preview(conn: psycopg.Connection) -> pd.DataFrame:
     """What drop_not_null would change, changing nothing (a dry run)."""
     checks.require_columns(conn, STAGE)
     before = checks.column_state(conn)
-    out = pd.DataFrame({"table": before["table"], "before": before["workspaceId"],
-                        "after": before["workspaceId"].replace("NOT NULL", "nullable")})
+    out = pd.DataFrame({"table": before["table"], "before": before["state"],
+                        "after": before["state"].replace("NOT NULL", "nullable")})
     out["changed"] = False
     return out
 
@@ -76,8 +78,9 @@ def restore(conn: psycopg.Connection, run_id: str = "") -> pd.DataFrame:
 
 
 def rollback_name() -> str:
-    """The rollback migration's name without its timestamp: datahub_workspace_not_null_rollback."""
-    return history.name_of(NOT_NULL).split("_", 1)[1] + "_rollback"
+    """The rollback migration's name without its timestamp: migration 2's folder name without its
+    timestamp, then _rollback (Data Hub: datahub_workspace_not_null_rollback)."""
+    return not_null().name.split("_", 1)[1] + "_rollback"
 
 
 def migration_sql() -> str:
@@ -85,8 +88,10 @@ def migration_sql() -> str:
     migration 2 made required become optional again (``String?``). One ``-- AlterTable`` step
     per table, in migration 2's order, each the statement this stage runs
     (sql/rollback/drop_not_null.sql)."""
-    tables = [t.replace('""', '"') for t in _SET_NOT_NULL.findall((SQL_DIR / f"{NOT_NULL}.sql").read_text())]
-    steps = [f"-- AlterTable\n{interactive.statement('rollback/drop_not_null', table=t)};" for t in tables]
+    column = spec.active().tenant.name
+    tables = [t.replace('""', '"') for t in _SET_NOT_NULL.findall(not_null().sql.read_text())]
+    steps = [f"-- AlterTable\n{interactive.statement('rollback/drop_not_null', table=t, column=column)};"
+             for t in tables]
     return "\n\n".join(steps) + "\n"
 
 
@@ -109,8 +114,8 @@ class Recorded:
 def record_in_history(conn: psycopg.Connection, run_id: str) -> Recorded:
     """After drop_not_null, Prisma's history agrees with the database: the rollback's migration
     (migration_sql()) recorded as applied, once, and written into the run directory."""
-    if not history.is_recorded(conn, NOT_NULL):
-        return Recorded(f"Prisma's history: nothing to record. {history.name_of(NOT_NULL)} is not recorded as "
+    if not history.is_applied(conn, not_null().name):
+        return Recorded(f"Prisma's history: nothing to record. {not_null().name} is not recorded as "
                         f"applied in {history.where(conn)}, so the history already has the columns nullable.")
     text = migration_sql()
     sha256 = history.digest(text)
