@@ -94,6 +94,31 @@ def query(url: str, statement: str, params=None, **identifiers):
         return cur.fetchall() if cur.description else None
 
 
+# --------------------------------------------------------------------------- the projects app
+PROJECTS_APP = Path(__file__).parent / "apps" / "projects"          # a second app (its README)
+PROJECTS_SPEC = Path(__file__).parent / "specs" / "projects.spec.yaml"
+
+
+def projects_expected():
+    """tests/apps/projects/expected.py: the outcome every row of the projects app must have."""
+    import importlib.util
+    found = importlib.util.spec_from_file_location("projects_expected", PROJECTS_APP / "expected.py")
+    module = importlib.util.module_from_spec(found)
+    found.loader.exec_module(module)
+    return module
+
+
+def seed_projects(url: str, **options) -> str:
+    """The projects app's schema before migration 1 and its seed (``projects_seed.*`` options)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute((PROJECTS_APP / "schema.sql").read_text())
+    with psycopg.connect(url) as conn:      # one transaction: seed.sql's temp tables drop at COMMIT
+        for name, value in options.items():
+            conn.execute("SELECT set_config('projects_seed.' || %s, %s, false)", [name, str(value)])
+        conn.execute((PROJECTS_APP / "seed.sql").read_text(), prepare=False)
+    return url
+
+
 TENANT = ("Connection", "MetricDaily", "Insight", "ChatMessage")
 ALL_TABLES = ("Workspace", "User", "WorkspaceMember") + TENANT
 

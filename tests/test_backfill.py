@@ -82,7 +82,9 @@ def test_the_guards_function_agrees_with_the_rule_for_every_user(migrated):
     """The per-row function (sql/backfill/guard_rule.sql) and the set-based rule the checks include
     (sql/common/user_workspace.sql) are two forms of one rule."""
     with db.connect(migrated) as conn:
-        rule = {r["userId"]: r["workspaceId"] for r in db.rows(conn, "common/user_workspace")}
+        s = spec.active()
+        rule = {r["user_id"]: r["tenant_id"] for r in db.rows(
+            conn, "common/user_workspace", {"owner": s.user_rule.membership.owner}, **s.rule_identifiers())}
         per_row = {r["id"]: r["ws"] for r in conn.execute(
             'SELECT "id", tenancy_runbook.user_workspace("id") AS ws FROM "User"')}
     assert rule == per_row

@@ -45,7 +45,7 @@ def test_plan_with_database_url_adds_the_preflight_numbers_and_writes_nothing(da
     result = cli("plan", "runbooks/datahub-tenancy.yaml", "--no-sql", url=url)
     assert result.returncode == 0, result.stderr
     assert re.search(r"MetricDaily\s+rows\s+240\s+NULL workspaceId\s+240\s+column absent", result.stdout)
-    assert "projected (workspaceId, provider) collisions: 2 over 4 connections" in result.stdout
+    assert "projected Connection (workspaceId, provider) collisions: 2 over 4 rows" in result.stdout
     assert (snapshot(url), schema_snapshot(url)) == (rows, schema)
 
 

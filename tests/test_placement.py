@@ -4,35 +4,22 @@ batches of both passes and the transition guard, on Data Hub and on the second a
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import psycopg
 import pytest
-from conftest import query
+from conftest import PROJECTS_SPEC, projects_expected, query, seed_projects
 from psycopg import sql
 
 from tenancy_runbook import db, paths, placement, spec
 from tenancy_runbook.locks import DDLLog, RetryPolicy
 from tenancy_runbook.stages import add_workspace_columns, backfill
 
-APP = Path(__file__).parent / "apps" / "projects"
-SPEC = Path(__file__).parent / "specs" / "projects.spec.yaml"
+SPEC = PROJECTS_SPEC
 # databases where every migrated table spans 25 heap pages or more: the planner sees tables, not a
 # handful of pages it would rightly read whole (about 34,000 and 72,000 rows; 2-4 s to seed)
 LARGER_PROJECTS = dict(users=1000, shared_pairs=40, labels_per_user=4)
 LARGER_DATAHUB = dict(users=1500, metric_days=5, insights_per_user=3, messages_per_user=20)
 POLICY = backfill.BatchPolicy(batch_size=7, min_batch_size=5, max_batch_size=9)
-
-
-def _load(name: str, path: Path):
-    found = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(found)
-    found.loader.exec_module(module)
-    return module
-
-
-expected = _load("projects_expected_placement", APP / "expected.py")
+expected = projects_expected()
 
 
 @pytest.fixture
@@ -40,16 +27,6 @@ def projects_spec(monkeypatch):
     """The projects spec is the run's (as the runner names it to its kernels)."""
     monkeypatch.setenv(paths.SPEC_ENV, str(SPEC))
     return spec.active()
-
-
-def seed_projects(url: str, **options) -> str:
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute((APP / "schema.sql").read_text())
-    with psycopg.connect(url) as conn:      # one transaction: seed.sql's temp tables drop at COMMIT
-        for name, value in options.items():
-            conn.execute("SELECT set_config('projects_seed.' || %s, %s, false)", [name, str(value)])
-        conn.execute((APP / "seed.sql").read_text(), prepare=False)
-    return url
 
 
 def migrate(url: str) -> None:
@@ -181,9 +158,10 @@ def test_a_rule_given_as_a_sql_file_makes_the_guards_function(datahub, tmp_path,
     spec's own SELECT (guard_rule_set.sql), and gives every user what Data Hub's own form gives."""
     url = datahub(users_without_default=3, orphans=1, ambiguous=1)
     rule = tmp_path / "user_workspace.sql"
-    rule.write_text(db.load_sql("common/user_workspace").as_string(None).replace(
-        'AS "userId"', "AS user_id").replace('AS "workspaceId"\nFROM "User"', 'AS tenant_id\nFROM "User"'))
-    assert "tenant_id" in rule.read_text() and "user_id" in rule.read_text()
+    datahub_spec = spec.load(paths.DEFAULT_SPEC)                   # its set form, written out as a file
+    rule.write_text(db.load_sql("common/user_workspace", **datahub_spec.rule_identifiers()).as_string(None)
+                    .replace("%(owner)s", "'OWNER'"))
+    assert "tenant_id" in rule.read_text() and "{" not in rule.read_text()
     text = paths.DEFAULT_SPEC.read_text()
     start, end = text.index("user_rule:"), text.index("\n# The backfill order")
     text = (text[:start] + f"user_rule:\n  kind: sql\n  sql: {rule}\n" + text[end:]).replace(

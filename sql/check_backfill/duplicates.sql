@@ -1,8 +1,9 @@
--- Connections sharing a (workspaceId, provider): the unique index forbids them once valid.
-SELECT "workspaceId", "provider", count(*) AS connections,
-       array_agg("id" ORDER BY "updatedAt" DESC, "id") AS connection_ids
-FROM "Connection"
-WHERE "workspaceId" IS NOT NULL
-GROUP BY "workspaceId", "provider"
+-- Rows of {table} sharing a value of one unique key ({columns}): its unique index forbids them
+-- once valid. ids: the rows, the winner first ({winner}: the spec's order).
+SELECT {columns}, count(*) AS rows,
+       array_agg({key} ORDER BY {winner}) AS ids
+FROM {table}
+WHERE ({columns}) IS NOT NULL
+GROUP BY {columns}
 HAVING count(*) > 1
-ORDER BY "workspaceId", "provider"
+ORDER BY {columns}

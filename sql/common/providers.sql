@@ -1,2 +1,3 @@
--- Every provider in use, so a chart shows the ones without collisions too.
-SELECT DISTINCT "provider" FROM "Connection" ORDER BY "provider"
+-- Every value in use of a unique key's columns other than the tenant column ({columns}; Data
+-- Hub: each provider), so a chart shows the ones without collisions too.
+SELECT DISTINCT {columns} FROM {table}

@@ -1,16 +1,18 @@
--- The backfill rule for every user (datahub-app.md): User.defaultWorkspaceId when set,
--- otherwise the one workspace the user OWNS. No default and zero or several owned workspaces
--- gives NULL: the rule does not guess.
--- The checks include it (preflight/collisions.sql, preflight/unplaceable_users.sql,
--- check_backfill/rule_mismatches.sql). The guard's per-row function in backfill/guard.sql is
--- the only other form of the rule; a test checks the two agree for every user.
-SELECT u."id" AS "userId",
-       COALESCE(u."defaultWorkspaceId", owned."workspaceId") AS "workspaceId"
-FROM "User" u
+-- The user -> tenant rule as a set (docs/spec.md, user_rule kind default_else_owner): a user's
+-- default tenant when set, otherwise the one tenant in which the user has the owner role. No
+-- default and zero or several owned tenants gives NULL: the rule does not guess.
+-- Identifiers: Spec.rule_identifiers() ({users} {user_key} {default_tenant} {members}
+-- {member_user} {member_tenant} {member_role}); the owner role's value is bound as %(owner)s.
+-- Columns: user_id, tenant_id. The checks include it (preflight/collisions.sql,
+-- preflight/unplaceable_users.sql, check_backfill/rule_mismatches.sql). The guard's per-row
+-- function in backfill/guard.sql is the only other form of the rule; a test checks they agree.
+SELECT u.{user_key} AS user_id,
+       COALESCE(u.{default_tenant}, owned.tenant_id) AS tenant_id
+FROM {users} u
 LEFT JOIN (
-    SELECT "userId", min("workspaceId") AS "workspaceId"
-    FROM "WorkspaceMember"
-    WHERE "role" = 'OWNER'
-    GROUP BY "userId"
+    SELECT {member_user} AS user_id, min({member_tenant}) AS tenant_id
+    FROM {members}
+    WHERE {member_role}::text = %(owner)s
+    GROUP BY {member_user}
     HAVING count(*) = 1
-) owned ON owned."userId" = u."id"
+) owned ON owned.user_id = u.{user_key}

@@ -1,22 +1,19 @@
--- The (workspaceId, provider) pairs the backfill would give to more than one Connection:
--- the unique index Connection_workspaceId_provider_key would reject all but one of them.
--- A row that already has a workspaceId keeps it (to_jsonb works before the column exists).
+-- The values of one unique key ({group}: its columns, the tenant column's projected value as
+-- row_tenant) that the backfill would give to more than one row of its table: the unique index
+-- would reject all but one. ids: the rows, the winner first ({winner}: the spec's order);
+-- user_ids: the users whose rule places them. projected: the table's rows with the tenant
+-- each will have (preflight/projected_<derivation>.sql); a row that has one keeps it.
 WITH user_workspace AS (
     {include common/user_workspace}
 ),
 projected AS (
-    SELECT c."id", c."userId", c."provider", c."updatedAt",
-           COALESCE(to_jsonb(c) ->> 'workspaceId', uw."workspaceId") AS "workspaceId"
-    FROM "Connection" c
-    LEFT JOIN user_workspace uw ON uw."userId" = c."userId"
+    {projected}
 )
-SELECT "workspaceId",
-       "provider",
-       count(*) AS connections,
-       array_agg("id" ORDER BY "updatedAt" DESC, "id") AS connection_ids,
-       array_agg(DISTINCT "userId") AS user_ids
+SELECT {group}, count(*) AS rows,
+       array_agg(row_key ORDER BY {winner}) AS ids,
+       array_agg(DISTINCT row_user) AS user_ids
 FROM projected
-WHERE "workspaceId" IS NOT NULL
-GROUP BY "workspaceId", "provider"
+WHERE ({group}) IS NOT NULL
+GROUP BY {group}
 HAVING count(*) > 1
-ORDER BY "workspaceId", "provider"
+ORDER BY {group}

@@ -1,16 +1,17 @@
 -- Every privilege the run will need, whether the current role holds it, and the statement that
 -- gives it when it does not (run as a superuser or the object's owner). "optional" ones do not
 -- stop the run.
--- Tables are found on the session's search_path (to_regclass(quote_ident(name))), so the Data Hub
--- may live in any schema; the runbook's own schemas (tenancy_runbook, datahub_quarantine) are
+-- Tables are found on the session's search_path (to_regclass(quote_ident(name))), so the app's
+-- tables may live in any schema; the runbook's own schemas (tenancy_runbook, the spec's quarantine) are
 -- looked up in pg_namespace, which needs no USAGE on them.
 -- Ownership (ALTER TABLE, CREATE INDEX, CREATE TRIGGER, ANALYZE, CREATE OR REPLACE / DROP
 -- FUNCTION all need it) is held by the owner and by members of the owner role; a superuser owner
 -- is not offered as a role to join (membership would let the runner become superuser): the fix
 -- is then ALTER ... OWNER TO.
--- Parameters: tenant (the four tables), read (the tables the rule and the checks read),
--- build_indexes (an index of migration 1 is still to be built), add_foreign_keys (a foreign key
--- of migration 1 is still to be added), quarantine (rows may be moved to datahub_quarantine).
+-- Parameters: tenant (the spec's tables), read (the tables the rule and the checks read),
+-- tenant_table and tenant_column (the spec's tenant table and column), build_indexes (an index of
+-- migration 1 is still to be built), add_foreign_keys (a foreign key of migration 1 is still to be
+-- added), quarantine (rows may be moved to quarantine_schema, the spec's).
 WITH me AS (
     SELECT current_user AS runner, current_database() AS dbname
 ),
@@ -19,7 +20,7 @@ runbook_schemas AS (
     FROM (VALUES
         ('tenancy_runbook', true,
          'the guard''s functions (20); applied_migrations when there is no _prisma_migrations (10, 40)'),
-        ('datahub_quarantine', %(quarantine)s::boolean,
+        (%(quarantine_schema)s::text, %(quarantine)s::boolean,
          'the quarantined rows (20)')
     ) AS s(name, needed, why)
     LEFT JOIN pg_namespace n ON n.nspname = s.name
@@ -68,7 +69,7 @@ owned AS (   -- objects the run alters, replaces or drops
     SELECT 70, row_number() OVER (ORDER BY c.relname), 'TABLE', format('%%I.%%I', s.name, c.relname), c.relowner,
            'ALTER TABLE ... ADD COLUMN IF NOT EXISTS (20): it exists already'
     FROM pg_class c JOIN runbook_schemas s ON s.nsp = c.relnamespace
-    WHERE s.name = 'datahub_quarantine' AND s.needed AND c.relkind = 'r'
+    WHERE s.name = %(quarantine_schema)s::text AND s.needed AND c.relkind = 'r'
       AND c.relname = ANY(%(tenant)s::text[])
 ),
 needs AS (
@@ -92,7 +93,7 @@ needs AS (
     SELECT 30, r.i, format('table %%I.%%I', r.nspname, r.relname), 'SELECT',
            has_table_privilege(me.runner, r.oid, 'SELECT'), false,
            format('GRANT SELECT ON TABLE %%I.%%I TO %%I;', r.nspname, r.relname, me.runner),
-           CASE WHEN r.relname = 'Workspace'
+           CASE WHEN r.relname = %(tenant_table)s::text
                 THEN 'VALIDATE CONSTRAINT checks the foreign keys in one query, not row by row (10)'
                 ELSE 'the backfill rule: preflight, the backfill, the guard and the checks read it (00-50)' END
     FROM read r CROSS JOIN me
@@ -100,9 +101,9 @@ needs AS (
     SELECT 31, r.i, format('table %%I.%%I', r.nspname, r.relname), 'REFERENCES',
            has_table_privilege(me.runner, r.oid, 'REFERENCES'), false,
            format('GRANT REFERENCES ON TABLE %%I.%%I TO %%I;', r.nspname, r.relname, me.runner),
-           'ADD CONSTRAINT ... FOREIGN KEY ("workspaceId") REFERENCES it (10)'
+           format('ADD CONSTRAINT ... FOREIGN KEY (%%I) REFERENCES it (10)', %(tenant_column)s::text)
     FROM read r CROSS JOIN me
-    WHERE r.relname = 'Workspace' AND %(add_foreign_keys)s::boolean
+    WHERE r.relname = %(tenant_table)s::text AND %(add_foreign_keys)s::boolean
     UNION ALL
     -- the runbook's schemas: created (CREATE on the database) or, when an administrator has
     -- created them beforehand, used (USAGE, CREATE on them)

@@ -1,46 +1,31 @@
 -- Users the backfill rule (common/user_workspace.sql) cannot place, who own rows that still
--- need a workspaceId, with those rows counted; kind says why: no default workspace and OWNER
--- of none (orphan) or of several (ambiguous). Users are named by id only: no e-mail or other
--- personal field (preflight/user_emails.sql adds the e-mail, for an interactive session only).
+-- need a tenant, with those rows counted: one column per migrated table (counts, each
+-- preflight/unplaceable_count.sql; {total}: their sum), through any chain depth (a row whose
+-- parent's parent's user is one of them). kind says why: no default tenant and the owner role
+-- in none (orphan) or in several (ambiguous). Users are named by their key only: no e-mail or
+-- other personal field (preflight/user_emails.sql adds the e-mail, for an interactive session).
 WITH user_workspace AS (
     {include common/user_workspace}
 ),
 owned AS (
-    SELECT "userId", count(*) AS workspaces
-    FROM "WorkspaceMember"
-    WHERE "role" = 'OWNER'
-    GROUP BY "userId"
+    SELECT {member_user} AS user_id, count(*) AS tenants
+    FROM {members}
+    WHERE {member_role}::text = %(owner)s
+    GROUP BY {member_user}
 ),
 unplaced AS (
-    SELECT u."id" AS "userId",
-           CASE WHEN COALESCE(o.workspaces, 0) = 0 THEN 'orphan' ELSE 'ambiguous' END AS kind,
-           COALESCE(o.workspaces, 0) AS owned_workspaces
-    FROM "User" u
-    JOIN user_workspace uw ON uw."userId" = u."id"
-    LEFT JOIN owned o ON o."userId" = u."id"
-    WHERE uw."workspaceId" IS NULL
+    SELECT uw.user_id,
+           CASE WHEN COALESCE(o.tenants, 0) = 0 THEN 'orphan' ELSE 'ambiguous' END AS kind,
+           COALESCE(o.tenants, 0) AS owned_tenants
+    FROM user_workspace uw
+    LEFT JOIN owned o ON o.user_id = uw.user_id
+    WHERE uw.tenant_id IS NULL
 ),
 counted AS (
-    SELECT up.*,
-           (SELECT count(*) FROM "Connection" c
-             WHERE c."userId" = up."userId"
-               AND to_jsonb(c) ->> 'workspaceId' IS NULL) AS connections,
-           (SELECT count(*) FROM "MetricDaily" m
-              JOIN "Connection" c ON c."id" = m."connectionId"
-             WHERE c."userId" = up."userId"
-               AND to_jsonb(c) ->> 'workspaceId' IS NULL
-               AND to_jsonb(m) ->> 'workspaceId' IS NULL) AS metric_rows,
-           (SELECT count(*) FROM "Insight" i
-              LEFT JOIN "Connection" c ON c."id" = i."connectionId"
-             WHERE to_jsonb(i) ->> 'workspaceId' IS NULL
-               AND ((i."connectionId" IS NULL AND i."userId" = up."userId")
-                 OR (c."userId" = up."userId" AND to_jsonb(c) ->> 'workspaceId' IS NULL))) AS insights,
-           (SELECT count(*) FROM "ChatMessage" cm
-             WHERE cm."userId" = up."userId"
-               AND to_jsonb(cm) ->> 'workspaceId' IS NULL) AS chat_messages
+    SELECT up.*, {counts}
     FROM unplaced up
 )
 SELECT *
 FROM counted
-WHERE connections + metric_rows + insights + chat_messages > 0
-ORDER BY kind, "userId"
+WHERE {total} > 0
+ORDER BY kind, user_id

@@ -1,5 +1,5 @@
--- Quarantined rows of {table} that cannot go back: their id is live again, or (Connection)
--- their (userId, provider) or (workspaceId, provider) is taken by a live connection.
-SELECT q."id", 'id is live again' AS problem
-FROM {quarantine} q JOIN {table} l ON l."id" = q."id"
+-- Quarantined rows of {table} that cannot go back because their key is live again. (A unique
+-- index of the table: quarantine/restore_conflicts_unique.sql.)
+SELECT q.{key}::text AS id, 'id is live again' AS problem
+FROM {quarantine} q JOIN {table} l ON l.{key} = q.{key}
 WHERE %(run_id)s = '' OR q."run_id" = %(run_id)s

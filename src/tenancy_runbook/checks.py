@@ -64,10 +64,24 @@ def require_columns(conn: psycopg.Connection, stage: str) -> None:
 
 
 def per_provider(conn: psycopg.Connection, frame: pd.DataFrame, **counts) -> pd.DataFrame:
-    """For a chart: ``frame``'s rows aggregated per provider, one row for every provider in the
-    database, zeros included. ``counts`` are pandas named aggregations (name=(column, how))."""
-    providers = sorted(r["provider"] for r in db.rows(conn, "common/providers"))
-    grouped = (frame.groupby("provider").agg(**counts) if len(frame)
-               else pd.DataFrame(columns=list(counts)))
-    out = pd.DataFrame({"provider": providers}).merge(grouped, how="left", left_on="provider", right_index=True)
-    return out.fillna(0).astype({name: int for name in counts})[["provider", *counts]]
+    """For a chart: ``frame``'s rows (a frame of preflight.collisions or check_backfill.duplicates)
+    aggregated per value of each unique key's columns other than the tenant column (Data Hub: per
+    provider), one row for every value in the database, zeros included. ``counts`` are pandas
+    named aggregations (name=(column, how)). The first column is the value: named after the column
+    when the spec has one such key column (``provider``), else ``key`` ("table: v1, v2")."""
+    from . import spec
+    s = spec.active()
+    keys = [(k.table, [c for c in k.columns if c != s.tenant.name]) for k in s.unique_keys]
+    single = len(keys) == 1 and len(keys[0][1]) == 1
+    by = keys[0][1][0] if single else "key"
+    parts = []
+    for table, others in keys:
+        values = pd.DataFrame(db.rows(conn, "common/providers", table=table, columns=others), columns=others)
+        values = values.sort_values(others, ignore_index=True)
+        rows = frame[frame["table"] == table] if len(frame) else frame
+        grouped = rows.groupby(others).agg(**counts) if len(rows) else pd.DataFrame(columns=list(counts))
+        part = values.merge(grouped, how="left", left_on=others, right_index=True)
+        label = part[others].astype(str).agg(", ".join, axis=1) if len(part) else pd.Series(dtype=str)
+        parts.append(part.assign(**{by: label if single else table + ": " + label}))
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[by, *counts])
+    return out.fillna(0).astype({name: int for name in counts})[[by, *counts]]

@@ -130,7 +130,7 @@ def _plan(args) -> int:
     from . import plan
     book = runbook.load(args.runbook, dict(args.parameter))
     stages = book.select(args.start, args.stop)
-    for line in plan.lines(book, stages, with_sql=not args.no_sql) + plan.preflight_numbers():
+    for line in plan.lines(book, stages, with_sql=not args.no_sql) + plan.preflight_numbers(book.spec):
         print(line)
     return 0
 

@@ -88,10 +88,7 @@ def rule_function(s: spec.Spec) -> sql.Composable:
     if rule.kind == "sql":
         text = rule.sql.read_text().strip().rstrip(";")
         return db.load_sql("backfill/guard_rule_set", rule=sql.SQL(text))
-    users, members = rule.users, rule.membership
-    return db.load_sql("backfill/guard_rule", users=users.table, user_key=users.key,
-                       default_tenant=users.default_tenant, members=members.table, member_user=members.user,
-                       member_tenant=members.tenant, member_role=members.role, owner=sql.Literal(members.owner))
+    return db.load_sql("backfill/guard_rule", **s.rule_identifiers(), owner=sql.Literal(rule.membership.owner))
 
 
 def place_function(s: spec.Spec) -> sql.Composable:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from . import db, interactive, params, stages as stage_modules
+from . import db, interactive, params, spec, stages as stage_modules
 from .paths import ROOT, SQL_DIR
 from .runbook import Runbook, Stage
 
@@ -48,25 +48,34 @@ def lines(book: Runbook, stages: list[Stage], with_sql: bool = True) -> list[str
     return out
 
 
-def preflight_numbers() -> list[str]:
-    """With DATABASE_URL set: the numbers 00_preflight will show (read-only)."""
+def preflight_numbers(book_spec: spec.Spec | None = None) -> list[str]:
+    """With DATABASE_URL set: the numbers 00_preflight will show (read-only), by the runbook's
+    tenancy spec (``book_spec``; None: the active one)."""
+    with spec.using(book_spec):
+        return _preflight_numbers()
+
+
+def _preflight_numbers() -> list[str]:
     if not os.environ.get(db.ENV_VAR):
         return ["DATABASE_URL is not set: no preflight numbers (set it to see them)."]
     from .stages import preflight
 
+    s = spec.active()
     url = db.database_url()
     with db.connect(url, read_only=True) as conn:
         missing = preflight.missing_tables(preflight.tables(conn))
         if missing:
-            return [f"{db.describe(url)}: not a Data Hub database (missing {', '.join(missing)})"]
+            return [f"{db.describe(url)}: not a database of the tenancy spec {s.name!r} (missing {', '.join(missing)})"]
         counts = preflight.counts(conn)
         collisions = preflight.collisions(conn)
         unplaced = preflight.unplaceable_users(conn)
         server = preflight.server(conn)
-    out = [f"preflight numbers for {db.describe(url)} (PostgreSQL {server['server_version']}):"]
-    out += [f"  {r.table:<12} rows {r.rows:>12,}  NULL workspaceId {r.nulls:>12,}  column {r.column}"
+    out = [f"preflight numbers for {db.describe(url)} (PostgreSQL {server['server_version']}, spec {s.name!r}):"]
+    out += [f"  {r.table:<12} rows {r.rows:>12,}  NULL {s.tenant.name} {r.nulls:>12,}  column {r.column}"
             for r in counts.itertuples()]
-    out.append(f"  projected (workspaceId, provider) collisions: {len(collisions)}"
-               + (f" over {int(collisions['connections'].sum())} connections" if len(collisions) else ""))
+    for key in s.unique_keys:
+        groups = collisions[collisions["table"] == key.table] if len(collisions) else collisions
+        out.append(f"  projected {key.table} ({', '.join(key.columns)}) collisions: {len(groups)}"
+                   + (f" over {int(groups['rows'].sum())} rows" if len(groups) else ""))
     out.append(f"  users the backfill rule cannot place (with rows to migrate): {len(unplaced)}")
     return out

@@ -1,9 +1,9 @@
 """The tenancy spec: a tenancy migration declared as data, in YAML (format: docs/spec.md).
 
-    spec = load("runbooks/datahub.spec.yaml")
-    spec.tenant.name                       # 'workspaceId'
-    [t.name for t in spec.tables]          # the backfill order
-    spec.chain("MetricDaily")              # [Hop('MetricDaily', 'connectionId', 'Connection')]
+    spec = load("notes.spec.yaml")        # docs/spec.md's "notes" app (tests/test_spec.py)
+    spec.tenant.name                       # 'teamId'
+    [t.name for t in spec.tables]          # the backfill order: ['Notebook', 'Note', 'Tag']
+    spec.chain("Note")                     # [Hop('Note', 'notebookId', 'Notebook')]
 
 :func:`load` reads the file, checks it against ``spec.schema.json`` (JSON Schema, draft 2020-12),
 then checks what a schema cannot (a parent listed before its child, a unique key with its unique
@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -41,9 +42,9 @@ MAX_NAME = 63          # PostgreSQL truncates longer names (NAMEDATALEN - 1)
 @dataclass(frozen=True)
 class TenantColumn:
     """The column every migrated table gains, and its foreign key to the tenant table."""
-    name: str                  # workspaceId
+    name: str                  # teamId
     type: str                  # text
-    table: str                 # the referenced (tenant) table: Workspace
+    table: str                 # the referenced (tenant) table: Team
     key: str                   # its key column: id
     on_delete: str             # CASCADE | RESTRICT | NO ACTION
     on_update: str = "CASCADE"
@@ -52,17 +53,17 @@ class TenantColumn:
 @dataclass(frozen=True)
 class UserTable:
     """The user table of a ``default_else_owner`` rule."""
-    table: str                 # User
+    table: str                 # Account
     key: str                   # id
-    default_tenant: str        # defaultWorkspaceId (nullable)
+    default_tenant: str        # homeTeamId (nullable)
 
 
 @dataclass(frozen=True)
 class Membership:
     """The membership table of a ``default_else_owner`` rule."""
-    table: str                 # WorkspaceMember
-    user: str                  # userId
-    tenant: str                # workspaceId
+    table: str                 # TeamMember
+    user: str                  # accountId
+    tenant: str                # teamId
     role: str                  # role
     owner: str                 # OWNER: the role value of an owner
 
@@ -147,7 +148,7 @@ class Index:
 @dataclass(frozen=True)
 class Migration:
     """A Prisma migration folder (``<timestamp>_<name>/migration.sql``)."""
-    name: str                           # the folder's name: 20251219170000_add_workspace_to_datahub_models
+    name: str                           # the folder's name: 20260101000000_add_team
     path: Path                          # the folder, absolute
 
     @property
@@ -175,6 +176,7 @@ class Spec:
     indexes: tuple[Index, ...]
     migrations: Migrations
     quarantine_schema: str
+    title: str = ""                     # the app's name for messages ("Data Hub"); load() defaults it to name
 
     @property
     def table_names(self) -> tuple[str, ...]:
@@ -204,6 +206,21 @@ class Spec:
         self.table(name)
         return tuple(t for t in self.tables if t.parent_table == name)
 
+    def rule_identifiers(self) -> dict[str, str]:
+        """The names a ``default_else_owner`` rule's SQL is filled with (sql/common/user_workspace.sql):
+        users, user_key, default_tenant, members, member_user, member_tenant, member_role. The owner
+        role's value is data, bound as ``%(owner)s`` (``user_rule.membership.owner``)."""
+        users, members = self.user_rule.users, self.user_rule.membership
+        if users is None or members is None:
+            raise RunbookError(f"the tenancy spec {self.path} has a user_rule of kind {self.user_rule.kind!r}: "
+                               "the guard and the batches follow it, but the checks of 00_preflight, "
+                               "30_check_backfill and the quarantine apply only kind default_else_owner so "
+                               f"far. Write the rule as default_else_owner ({DOCS}, How the runbook carries "
+                               "a spec out).")
+        return {"users": users.table, "user_key": users.key, "default_tenant": users.default_tenant,
+                "members": members.table, "member_user": members.user, "member_tenant": members.tenant,
+                "member_role": members.role}
+
 
 # ---------------------------------------------------------------------------------------------
 # Loading
@@ -228,6 +245,23 @@ def active() -> Spec:
                            + (f" ({SPEC_ENV} names it)" if given else "")
                            + ": the checkout is incomplete, or the runbook's 'spec:' is wrong.") from None
     return _load_once(str(path.resolve()), stamp)
+
+
+@contextmanager
+def using(s: "Spec | None"):
+    """Within it, :func:`active` is ``s`` (None: unchanged), as under the runner (paths.SPEC_ENV)."""
+    if s is None:
+        yield
+        return
+    saved = os.environ.get(SPEC_ENV)
+    os.environ[SPEC_ENV] = str(s.path)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(SPEC_ENV, None)
+        else:
+            os.environ[SPEC_ENV] = saved
 
 
 @lru_cache(maxsize=4)
@@ -641,7 +675,7 @@ def _build(path: Path, raw: bytes, doc: dict) -> Spec:
         indexes=tuple(Index(i["name"], i["table"], tuple(i["columns"]), bool(i.get("unique", False)))
                       for i in doc["indexes"]),
         migrations=Migrations(*(_build_migration(doc["migrations"][k], base) for k in ("add_column", "not_null"))),
-        quarantine_schema=doc["quarantine"]["schema"])
+        quarantine_schema=doc["quarantine"]["schema"], title=doc.get("title") or doc["name"])
 
 
 def _build_rule(rule: dict, base: Path) -> UserRule:

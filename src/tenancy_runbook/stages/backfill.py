@@ -313,8 +313,8 @@ def handle_collisions(conn: psycopg.Connection, on_collision: str, run_id: str) 
 def collision_refusal(found: pd.DataFrame) -> str:
     """Why the backfill refuses the projected collisions ``found`` with on_collision='fail'."""
     return ("Backfill refused, nothing was written: " + preflight.problems(found, found.iloc[0:0])[0]
-            + " Or run with -p on_collision quarantine to keep the most recently "
-              "updated connection of each pair and quarantine the others.")
+            + " Or run with -p on_collision quarantine to keep the first row of each colliding "
+              "group (by the tenancy spec's winner order) and quarantine the others.")
 
 
 def install_guard(conn: psycopg.Connection, policy: RetryPolicy, log: DDLLog) -> pd.DataFrame:
@@ -633,11 +633,10 @@ def handle_unplaced(conn: psycopg.Connection, on_orphan: str, run_id: str) -> pd
 def leftover(conn: psycopg.Connection) -> pd.DataFrame:
     """NULLs left per table, split into rows the rule cannot place and rows it could have."""
     nulls = checks.null_counts(conn)
-    # who cannot be placed is asked only when something is left (a join over MetricDaily)
+    # who cannot be placed is asked only when something is left (a join over every table)
     unplaced = preflight.unplaceable_users(conn) if nulls["nulls"].sum() else pd.DataFrame()
-    per_table = {"Connection": "connections", "MetricDaily": "metric_rows",
-                 "Insight": "insights", "ChatMessage": "chat_messages"}
-    nulls["unplaceable"] = [int(unplaced[per_table[t]].sum()) if len(unplaced) else 0 for t in nulls["table"]]
+    per_table = preflight.unplaceable_rows(unplaced)
+    nulls["unplaceable"] = [per_table[t] for t in nulls["table"]]
     nulls["unexplained"] = nulls["nulls"] - nulls["unplaceable"]
     return nulls[["table", "rows", "nulls", "unplaceable", "unexplained"]]
 
@@ -665,26 +664,31 @@ def batch_summary(batches: pd.DataFrame) -> pd.DataFrame:
 
 
 def plan(conn: psycopg.Connection, on_collision: str, on_orphan: str) -> interactive.Plan:
-    """What this stage would do now, changing nothing (a dry run): the colliding connections it
+    """What this stage would do now, changing nothing (a dry run): the colliding rows it
     would quarantine (or the collisions it would refuse on), the guard it would install, the rows
     still NULL per table it would backfill, and what becomes of the rows the rule cannot place.
-    Row counts are as of now (a quarantined connection's rows are not backfilled)."""
+    Row counts are as of now (the rows below a quarantined collision loser are not backfilled)."""
     stage = "20_backfill"
     try:
         checks.require_columns(conn, stage)
     except GateFailed as exc:
         return interactive.plan(stage, [], refusal=str(exc))
-    steps, refusal = [], ""
+    s, steps, refusal = spec.active(), [], ""
     found = preflight.collisions(conn)
     if len(found) and check_choice("on_collision", on_collision) == "fail":
         refusal = collision_refusal(found)
     elif len(found):
-        losers = int(found["connections"].sum()) - len(found)
-        steps.append({"step": f"quarantine the colliding connections of {len(found)} (workspaceId, provider) "
-                              "pair(s), keeping the most recently updated of each, with their MetricDaily "
-                              "and Insight rows", "table": "Connection", "rows": losers,
-                      "sql": "sql/quarantine/move_by_connection.sql, sql/quarantine/move_by_id.sql"})
-    s = spec.active()
+        for key in s.unique_keys:
+            groups = found[found["table"] == key.table]
+            if not len(groups):
+                continue
+            below = [table for table, _ in quarantine.below(s, key.table)]
+            steps.append({"step": f"quarantine the colliding rows of {len(groups)} ({', '.join(key.columns)}) "
+                                  "group(s), keeping the first of each by "
+                                  + ", ".join(f"{w.column} {w.order}" for w in key.winner)
+                                  + (f", with their rows in {', '.join(below)}" if below else ""),
+                          "table": key.table, "rows": int(groups["rows"].sum()) - len(groups),
+                          "sql": "sql/quarantine/move_under.sql, sql/quarantine/move_by_id.sql"})
     guarded = guard_state(conn).set_index("table")["guarded"]
     steps.append({"step": "create (or replace) the transition guard's functions and counts",
                   "sql": "sql/backfill/guard.sql, " + ("sql/backfill/guard_rule_set.sql" if s.user_rule.kind == "sql"

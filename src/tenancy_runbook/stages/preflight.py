@@ -8,17 +8,52 @@ from __future__ import annotations
 
 import pandas as pd
 import psycopg
+from psycopg import sql
 
-from .. import DATAHUB_TABLES, TENANT_TABLES, checks, db
+from .. import checks, db, quarantine, spec
 from . import add_workspace_columns
 
 READ_ONLY = True    # its notebook connects read-only: it writes nothing
+# A table's rows with their projected tenant, and its rows still without one, by derivation.
+PROJECTED = {"user": "preflight/projected_user", "parent": "preflight/projected_parent",
+             "parent_else_user": "preflight/projected_parent_else_user"}
+OWNED = {"user": "preflight/owned_user", "parent": "preflight/owned_parent",
+         "parent_else_user": "preflight/owned_parent_else_user"}
 SQL = checks.SQL + ("preflight/server", "add_workspace_columns/detect", "preflight/privileges",
                     "preflight/collisions", "common/user_workspace", "preflight/unplaceable_users",
-                    "preflight/user_emails")
-# The tables the run reads but does not own: the backfill rule and the checks read them; the
-# foreign keys reference Workspace.
-READ_TABLES = ("User", "WorkspaceMember", "Workspace")
+                    "preflight/unplaceable_count", "preflight/user_emails") + tuple(PROJECTED.values()) \
+    + tuple(OWNED.values())
+
+
+def read_tables(s: spec.Spec | None = None) -> tuple[str, ...]:
+    """The tables the run reads but does not own: the tenant table (the foreign keys reference
+    it), the rule's user and membership tables (the rule and the checks read them)."""
+    s = s or spec.active()
+    names = s.rule_identifiers()
+    return (names["users"], names["members"], s.tenant.table)
+
+
+def rule(s: spec.Spec) -> tuple[dict, dict]:
+    """(the parameters, the identifiers) of a statement that includes common/user_workspace.sql."""
+    return {"owner": s.user_rule.membership.owner, "tenant": s.tenant.name}, s.rule_identifiers()
+
+
+def winner(key: spec.UniqueKey) -> sql.Composable:
+    """A unique key's winner as an ORDER BY list (the spec allows only asc and desc)."""
+    return sql.SQL(", ").join(sql.Composed([sql.Identifier(w.column), sql.SQL(" DESC")]) if w.descending
+                              else sql.Identifier(w.column) for w in key.winner)
+
+
+def _by_derivation(s: spec.Spec, name: str, statements: dict) -> sql.Composable:
+    """The statement for table ``name`` by its derivation, its parent's (the same kind of
+    statement) nested in it, up the whole chain."""
+    t = s.table(name)
+    identifiers = {"table": t.name, "key": t.key}
+    if t.uses_user:
+        identifiers["user"] = t.user_column
+    if t.uses_parent:
+        identifiers |= {"column": t.parent_column, "parent": _by_derivation(s, t.parent_table, statements)}
+    return db.load_sql(statements[t.derivation], **identifiers)
 
 
 def server(conn: psycopg.Connection) -> dict:
@@ -26,8 +61,11 @@ def server(conn: psycopg.Connection) -> dict:
 
 
 def tables(conn: psycopg.Connection) -> pd.DataFrame:
-    """Every Data Hub table the migration reads or writes, and whether it exists."""
-    states = checks.column_state(conn, DATAHUB_TABLES)
+    """Every table the migration reads or writes (the tenant table, the rule's, then the spec's
+    tables), and whether it exists."""
+    s = spec.active()
+    read = read_tables(s)
+    states = checks.column_state(conn, (read[-1], *read[:-1], *s.table_names))
     return states[["table", "table_present"]].rename(columns={"table_present": "present"})
 
 
@@ -41,14 +79,17 @@ def privileges(conn: psycopg.Connection, on_collision: str = "fail",
     optional, the statement that gives it (``grant``) and what needs it.
 
     What is already done is not asked for again: CREATE on the tables' schema only while an
-    index of migration 1 is still to be built, REFERENCES on Workspace only while a foreign key
-    is still to be added; datahub_quarantine only when a parameter says to quarantine.
+    index of migration 1 is still to be built, REFERENCES on the tenant table only while a foreign
+    key is still to be added; the quarantine schema only when a parameter says to quarantine.
     """
     state = add_workspace_columns.detect(conn)
     todo = {"build_indexes": bool(((state["kind"] == "index") & ~state["complete"]).any()),
             "add_foreign_keys": bool(((state["kind"] == "foreign key") & ~state["present"]).any())}
+    s = spec.active()
     return db.frame(conn, "preflight/privileges",
-                    {"tenant": list(TENANT_TABLES), "read": list(READ_TABLES),
+                    {"tenant": list(s.table_names), "read": list(read_tables()),
+                     "tenant_table": s.tenant.table, "tenant_column": s.tenant.name,
+                     "quarantine_schema": s.quarantine_schema,
                      "quarantine": "quarantine" in (on_collision, on_orphan), **todo})
 
 
@@ -87,34 +128,68 @@ def optional_note(privilege_frame: pd.DataFrame) -> str:
 
 
 def counts(conn: psycopg.Connection) -> pd.DataFrame:
-    """Rows, NULL workspaceIds and the column's state for each of the four tables."""
+    """Rows, NULL tenant values and the column's state for each of the spec's tables."""
     return checks.null_counts(conn)
 
 
 def collisions(conn: psycopg.Connection) -> pd.DataFrame:
-    """(workspaceId, provider) pairs the backfill would give to more than one connection."""
-    return db.frame(conn, "preflight/collisions")
+    """The values of each unique key of the spec that the backfill would give to more than one
+    row (a row that has a tenant keeps it; the others are projected by their table's derivation,
+    through any chain depth). One frame for every key: ``table``, ``index`` (the unique index),
+    the key's columns (the tenant column holding the projected value; a column of another key's
+    table is NaN), ``rows`` (how many share it), ``ids`` (those rows' keys, the key's winner
+    first: the one kept) and ``user_ids`` (the users whose rule places them)."""
+    s = spec.active()
+    params, names = rule(s)
+    frames, columns = [], ["table", "index"]
+    for key in s.unique_keys:
+        group = ["row_tenant" if c == s.tenant.name else c for c in key.columns]
+        found = db.frame(conn, "preflight/collisions", params, **names, group=group, winner=winner(key),
+                         projected=_by_derivation(s, key.table, PROJECTED))
+        found = found.rename(columns={"row_tenant": s.tenant.name})
+        found.insert(0, "table", key.table)
+        found.insert(1, "index", key.index)
+        frames.append(found)
+        columns += [c for c in key.columns if c not in columns]
+    columns += ["rows", "ids", "user_ids"]
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 
-def collisions_by_provider(collision_frame: pd.DataFrame, conn: psycopg.Connection) -> pd.DataFrame:
-    """For the chart: colliding pairs and connections involved, per provider (zeros included)."""
-    return checks.per_provider(conn, collision_frame, colliding_pairs=("connections", "size"),
-                               connections=("connections", "sum"))
+def collisions_by_value(collision_frame: pd.DataFrame, conn: psycopg.Connection) -> pd.DataFrame:
+    """For the chart: colliding groups and the rows in them, per value of the unique key's other
+    column (Data Hub: per provider; zeros included). The first column is the one to plot by."""
+    return checks.per_provider(conn, collision_frame, groups=("rows", "size"), rows=("rows", "sum"))
 
 
 def unplaceable_users(conn: psycopg.Connection, show_personal_data: bool = False) -> pd.DataFrame:
-    """Orphan and ambiguous users who own rows that still need a workspaceId, named by id.
+    """Orphan and ambiguous users who own rows that still need a tenant, named by id: ``user_id``,
+    ``kind`` (orphan, ambiguous), ``owned_tenants`` (how many they are owner of), then one column
+    per table of the spec, named after it, holding the rows of that table that would stay NULL
+    because of them (through any chain depth: a row whose parent's parent is theirs).
 
-    Their e-mail address (an ``email`` column after ``userId``) only with ``show_personal_data``,
+    Their e-mail address (an ``email`` column after ``user_id``) only with ``show_personal_data``,
     for an interactive session: a runbook run's notebooks, HTML and manifest are archived and
     its terminal output goes into CI logs, so by default no personal field is even read.
     """
-    found = db.frame(conn, "preflight/unplaceable_users")
+    s = spec.active()
+    params, names = rule(s)
+    counts = sql.SQL(", ").join(db.load_sql("preflight/unplaceable_count", table=t,
+                                            owned=_by_derivation(s, t, OWNED)) for t in s.table_names)
+    found = db.frame(conn, "preflight/unplaceable_users", params, **names, counts=counts,
+                     total=sql.SQL(" + ").join(sql.Identifier(t) for t in s.table_names))
     if show_personal_data is not True:
         return found
-    emails = db.frame(conn, "preflight/user_emails", {"ids": found["userId"].tolist()})
-    found.insert(1, "email", found["userId"].map(dict(zip(emails["userId"], emails["email"]))))
+    emails = db.frame(conn, "preflight/user_emails", {"ids": found["user_id"].tolist()},
+                      users=names["users"], user_key=names["user_key"])
+    found.insert(1, "email", found["user_id"].map(dict(zip(emails["user_id"], emails["email"]))))
     return found
+
+
+def unplaceable_rows(unplaced: pd.DataFrame) -> dict[str, int]:
+    """{table: rows that would stay NULL} for the spec's tables, from unplaceable_users(); zeros
+    for an empty frame."""
+    return {t: int(unplaced[t].sum()) if len(unplaced) else 0 for t in spec.active().table_names}
 
 
 def problems(collision_frame: pd.DataFrame, unplaced: pd.DataFrame, limit: int = 20,
@@ -122,31 +197,41 @@ def problems(collision_frame: pd.DataFrame, unplaced: pd.DataFrame, limit: int =
     """Why the backfill cannot succeed, each with what to do; empty when it can.
 
     With on_collision / on_orphan = 'quarantine' those rows are no obstacle: 20_backfill
-    moves them to datahub_quarantine (the notebook lists them). Users are named by id; by
+    moves them to the quarantine schema (the notebook lists them). Users are named by id; by
     e-mail too only when ``unplaced`` holds it (unplaceable_users with show_personal_data).
     """
+    s = spec.active()
     out = []
     if len(collision_frame) and on_collision != "quarantine":
-        pairs = "; ".join(f"({r.workspaceId}, {r.provider}): {_some(r.connection_ids, limit)}"
-                          for r in collision_frame.head(limit).itertuples())
-        out.append(
-            f"{len(collision_frame)} (workspaceId, provider) collision(s) over "
-            f"{int(collision_frame['connections'].sum())} connections: the unique index "
-            f"Connection_workspaceId_provider_key would reject them mid-backfill. {pairs}. "
-            "Decide which connection each workspace keeps (merge or delete the others, with "
-            "their MetricDaily and Insight rows), then run the runbook again; or run with "
-            "-p on_collision quarantine to keep the most recently updated one and quarantine the rest.")
+        out += [_collision_problem(s, key, found, limit) for key in s.unique_keys
+                if len(found := collision_frame[collision_frame["table"] == key.table])]
     if len(unplaced) and on_orphan != "quarantine":
-        rows = int(unplaced[["connections", "metric_rows", "insights", "chat_messages"]].sum().sum())
+        rows = sum(unplaceable_rows(unplaced).values())
         email = "email" in unplaced.columns
-        users = "; ".join(f"{r.userId}" + (f" <{r.email}>" if email else "")
-                          + f" ({r.kind}, owns {r.owned_workspaces})" for r in unplaced.head(limit).itertuples())
+        users = "; ".join(f"{r['user_id']}" + (f" <{r['email']}>" if email else "")
+                          + f" ({r['kind']}, owns {r['owned_tenants']})"
+                          for r in unplaced.head(limit).to_dict("records"))
+        names = s.rule_identifiers()
         out.append(
             f"{len(unplaced)} user(s) the backfill rule cannot place own {rows} rows: {users}. "
-            "Set User.defaultWorkspaceId for each (or make them OWNER of exactly one "
-            "workspace), then run the runbook again; or run with -p on_orphan quarantine to "
-            "move their rows to datahub_quarantine.")
+            f"Set {names['users']}.{names['default_tenant']} for each (or make them "
+            f"{s.user_rule.membership.owner} of exactly one {s.tenant.table}), then run the runbook "
+            f"again; or run with -p on_orphan quarantine to move their rows to {s.quarantine_schema}.")
     return out
+
+
+def _collision_problem(s: spec.Spec, key: spec.UniqueKey, found: pd.DataFrame, limit: int) -> str:
+    columns = ", ".join(key.columns)
+    groups = "; ".join(f"({', '.join(str(r[c]) for c in key.columns)}): {_some(r['ids'], limit)}"
+                       for r in found.head(limit).to_dict("records"))
+    under = {table for table, _ in quarantine.below(s, key.table)}
+    below = [table for table in s.table_names if table in under]
+    rows = f", with their {' and '.join(below)} rows" if below else ""
+    return (f"{len(found)} ({columns}) collision(s) over {int(found['rows'].sum())} {key.table} rows: the "
+            f"unique index {key.index} would reject them mid-backfill. {groups}. Decide which {key.table} "
+            f"row each {s.tenant.table} keeps (merge or delete the others{rows}), then run the runbook "
+            f"again; or run with -p on_collision quarantine to keep the first by "
+            f"{quarantine.winner_words(key)} and quarantine the rest.")
 
 
 def _some(items: list, limit: int) -> str:
