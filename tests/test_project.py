@@ -176,3 +176,40 @@ def test_a_killed_demo_leaves_no_server_behind():
             break
         time.sleep(0.1)
     assert not embedded._alive(pid)
+
+
+# Data Hub's own names (datahub-app.md): its tables and the columns the migration reads or adds.
+DATAHUB_NAMES = re.compile(r'\b(Connection|MetricDaily|Insight|ChatMessage|WorkspaceMember|workspaceId|'
+                           r'defaultWorkspaceId|connectionId|userId|datahub_quarantine)\b|"(User|Workspace|provider)"')
+DATA_FOLDERS = ("demo", "migrations", "bench")     # the demo data, Prisma's migrations, the benchmark's workload
+
+
+def _python_strings(path: Path) -> list[tuple[int, str]]:
+    """The string constants of a module that are not docstrings: what its code uses as data."""
+    tree = ast.parse(path.read_text())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr)
+                  and isinstance(node.body[0].value, ast.Constant)}
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
+
+
+def test_no_datahub_name_in_the_generic_code_or_sql():
+    """Issue 12: everything derives from the tenancy spec. No string the package's code uses and no
+    statement in sql/ (comments aside; the demo data, Prisma's migrations and the benchmark's
+    workload aside) names a Data Hub table or column: they come from runbooks/datahub.spec.yaml."""
+    found = []
+    for path in sorted((ROOT / "src" / "tenancy_runbook").rglob("*.py")):
+        if path.name == "demo.py":          # the demo: Data Hub's synthetic data, by design
+            continue
+        found += [f"{path.relative_to(ROOT)}:{line}: {text!r}" for line, text in _python_strings(path)
+                  if DATAHUB_NAMES.search(text)]
+    for path in sorted(SQL_DIR.rglob("*.sql")):
+        if path.relative_to(SQL_DIR).parts[0] in DATA_FOLDERS:
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("--", 1)[0]
+            if DATAHUB_NAMES.search(code):
+                found.append(f"{path.relative_to(ROOT)}:{number}: {code.strip()}")
+    assert not found, "\n".join(found)

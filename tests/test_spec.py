@@ -372,16 +372,6 @@ def test_the_examples_in_docs_load(tmp_path):
     assert dataclasses.replace(loaded, path=datahub.path, sha256=datahub.sha256) == datahub
 
 
-def test_the_datahub_spec_says_what_the_stages_still_hard_code():
-    """Until every stage derives from the spec (issue 12, item 2), the Data Hub spec and the
-    constants the stages still carry must agree: one of them changed alone fails here."""
-    from tenancy_runbook import TENANT_TABLES, quarantine
-
-    datahub = spec.load(DEFAULT_SPEC)
-    assert datahub.table_names == TENANT_TABLES
-    assert datahub.quarantine_schema == quarantine.SCHEMA
-
-
 def test_active_is_the_spec_the_runner_names_else_the_datahub_spec(monkeypatch, tmp_path):
     monkeypatch.delenv(SPEC_ENV, raising=False)
     assert spec.active().path == DEFAULT_SPEC.resolve()
