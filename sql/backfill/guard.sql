@@ -5,11 +5,7 @@
 -- removes it once it has counted no such row for quiet_period.
 -- search_path is fixed to the schema the migrated tables are in when this runs. The functions that
 -- place a row (guard_rule.sql or guard_rule_set.sql, guard_place.sql) are made from the spec.
--- Created only when absent: CREATE SCHEMA IF NOT EXISTS would need CREATE on the database even
--- when an administrator has created the schema (and granted USAGE, CREATE on it) beforehand.
-DO $$ BEGIN
-    IF to_regnamespace('tenancy_runbook') IS NULL THEN CREATE SCHEMA tenancy_runbook; END IF;
-END $$;
+{include common/runbook_schema}
 
 -- What the guard did: rows it placed, rows it could not place (the rule has no answer: they
 -- stay NULL, which NOT NULL then rejects), and when it last did either. 60_remove_guard reads

@@ -4,11 +4,7 @@
 -- after the run (the record of what was done to it). Runs after control/ensure_lock, in its
 -- transaction.
 
--- CREATE SCHEMA IF NOT EXISTS would need CREATE on the database even when an administrator
--- has created the schema (and granted USAGE, CREATE on it) beforehand.
-DO $$ BEGIN
-    IF to_regnamespace('tenancy_runbook') IS NULL THEN CREATE SCHEMA tenancy_runbook; END IF;
-END $$;
+{include common/runbook_schema}
 
 -- One row per run and table, rewritten about once a second while the backfill runs.
 CREATE TABLE IF NOT EXISTS tenancy_runbook.progress (

@@ -1,8 +1,5 @@
 -- The runbook's own record of applied migrations, for databases without _prisma_migrations.
--- (The schema is created only when absent, as in backfill/guard.sql.)
-DO $$ BEGIN
-    IF to_regnamespace('tenancy_runbook') IS NULL THEN CREATE SCHEMA tenancy_runbook; END IF;
-END $$;
+{include common/runbook_schema}
 CREATE TABLE IF NOT EXISTS tenancy_runbook.applied_migrations (
     migration_name TEXT PRIMARY KEY,
     checksum       TEXT NOT NULL,

@@ -4,11 +4,7 @@
 -- Created only when absent; kept. Runs after control/ensure_lock (interactive.ENSURE_KEY), in
 -- its transaction.
 
--- CREATE SCHEMA IF NOT EXISTS would need CREATE on the database even when an administrator
--- has created the schema (and granted USAGE, CREATE on it) beforehand.
-DO $$ BEGIN
-    IF to_regnamespace('tenancy_runbook') IS NULL THEN CREATE SCHEMA tenancy_runbook; END IF;
-END $$;
+{include common/runbook_schema}
 
 CREATE TABLE IF NOT EXISTS tenancy_runbook.interactive_writes (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

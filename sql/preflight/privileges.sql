@@ -137,25 +137,23 @@ needs AS (
            || 'permitted; PUBLIC may run it unless a managed service revoked it)'
     FROM me
     UNION ALL
-    SELECT 90, 2, 'role pg_read_all_stats', 'member',
+    -- roles: pg_read_all_stats; pg_monitor only while standbys stream from this server (their
+    -- replay position is what max_replica_lag watches, and only pg_read_all_stats, in
+    -- pg_monitor, shows it)
+    SELECT 90, r.sub, format('role %%s', r.role), 'member',
            pg_has_role(me.runner, 'pg_read_all_stats'::name, 'USAGE'), true,
-           format('GRANT pg_read_all_stats TO %%I;', me.runner),
-           'optional: the query text of other roles'' sessions when a lock wait names the '
-           || 'blockers (else <insufficient privilege>)'
-    FROM me
-    UNION ALL
-    -- only while standbys stream from this server: their replay position is what max_replica_lag
-    -- watches, and only pg_read_all_stats (in pg_monitor) shows it
-    SELECT 90, 3, 'role pg_monitor', 'member',
-           pg_has_role(me.runner, 'pg_read_all_stats'::name, 'USAGE'), true,
-           format('GRANT pg_monitor TO %%I;', me.runner),
-           format('optional: the replay lag of the %%s standby(s) streaming from this server, which '
-                  || 'max_replica_lag watches during the backfill (else it cannot be read: the backfill '
-                  || 'says so and does not wait for them), and whether a VACUUM on a table is '
-                  || 'autovacuum''s (20)',
-                  (SELECT count(*) FROM pg_stat_replication))
-    FROM me
-    WHERE EXISTS (SELECT FROM pg_stat_replication)
+           format('GRANT %%s TO %%I;', r.role, me.runner), r.why
+    FROM me CROSS JOIN (VALUES
+        (2, 'pg_read_all_stats', 'optional: the query text of other roles'' sessions when a lock wait '
+                                 || 'names the blockers (else <insufficient privilege>)', true),
+        (3, 'pg_monitor', format('optional: the replay lag of the %%s standby(s) streaming from this server, '
+                                 || 'which max_replica_lag watches during the backfill (else it cannot be '
+                                 || 'read: the backfill says so and does not wait for them), and whether a '
+                                 || 'VACUUM on a table is autovacuum''s (20)',
+                                 (SELECT count(*) FROM pg_stat_replication)),
+         EXISTS (SELECT FROM pg_stat_replication))
+    ) AS r(sub, role, why, asked)
+    WHERE r.asked
 )
 SELECT object, privilege, held, optional, CASE WHEN NOT held THEN "grant" END AS "grant", needed_for
 FROM needs

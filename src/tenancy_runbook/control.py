@@ -38,7 +38,7 @@ STALE_S = 10.0              # a running table not reported for this long is show
 STATEMENT_TIMEOUT = "10s"   # status and control run small statements
 SQL = tuple(f"control/{name}" for name in (
     "ensure_lock", "ensure", "present", "report", "send", "poll", "pending", "event", "events",
-    "commands", "progress")) + ("runlock/holder",)
+    "commands", "progress")) + ("runlock/holder", "common/runbook_schema")
 EFFECT = {
     "pause": "The backfill pauses between batches (no transaction held open) until "
              "`tenancy-runbook control resume`, or `abort`.",

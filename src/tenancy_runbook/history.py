@@ -19,7 +19,7 @@ from .paths import SQL_DIR
 
 SQL = ("history/prisma_table", "history/prisma_applied", "history/prisma_roll_back_unfinished",
        "history/prisma_record", "history/prisma_newest_like", "history/own_table", "history/own_table_present",
-       "history/own_applied", "history/own_record", "history/own_newest_like")
+       "history/own_applied", "history/own_record", "history/own_newest_like", "common/runbook_schema")
 
 
 def digest(text: str | bytes) -> str:

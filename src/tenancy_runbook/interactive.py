@@ -40,7 +40,7 @@ TABLE = "tenancy_runbook.interactive_writes"
 # pg_advisory_xact_lock key while the table is created: not the run lock's, not control's ("intr")
 ENSURE_KEY = {"classid": runlock.KEY["classid"], "objid": 0x696E7472}
 SQL = ("control/ensure_lock", "interactive/ensure", "interactive/present", "interactive/record",
-       "interactive/finish", "interactive/since")
+       "interactive/finish", "interactive/since", "common/runbook_schema")
 PLAN_COLUMNS = ["step", "table", "rows", "sql"]
 HOW_TO_CONFIRM = ("run it again with confirm=True (papermill -p confirm True; in JupyterLab, set "
                   "confirm = True in the parameters cell and run all cells), or through the runner "
