@@ -126,6 +126,19 @@ def test_the_whole_runbook_on_the_projects_app_then_rollback_and_restore(databas
         assert "Tenancy spec 'projects'" in text, stage
         assert not [n for n in DATAHUB_NAMES if n in text], (stage, [n for n in DATAHUB_NAMES if n in text])
 
+    # the old servers are gone: once the guard has placed nothing for quiet_period, finish removes it
+    time.sleep(1.2)
+    finish = runbook(tmp_path, "projects-finish", ["60_remove_guard"], quiet_period="1s")
+    finished = cli("run", finish, "--run-dir", tmp_path / "finished", url=url)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert query(url, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'tenancy_runbook_%'") == [(0,)]
+    evidence = notebook_text(tmp_path / "finished" / "60_remove_guard.ipynb")
+    assert "Removed the transition guard from " + ", ".join(TABLES) in evidence
+    assert "Task: " in evidence and "Attachment: " in evidence          # what the old server wrote, counted
+    with pytest.raises(psycopg.errors.NotNullViolation):                 # now NOT NULL rejects such a write
+        query(url, """INSERT INTO "Task" ("id", "projectId", "title", "updatedAt")
+                      VALUES ('tsk_late', 'prj_1_1', 'late', now())""")
+
     # rollback, and every quarantined row back exactly as it was
     back = runbook(tmp_path, "projects-rollback", ["90_rollback"], restore_quarantine="true", confirm="true")
     rolled = cli("run", back, "--run-dir", tmp_path / "rollback", url=url)
@@ -134,6 +147,9 @@ def test_the_whole_runbook_on_the_projects_app_then_rollback_and_restore(databas
                          WHERE table_schema = 'public' AND column_name = 'workspaceId' AND table_name = ANY(%s)""", [list(TABLES)]) == [("YES",)]
     after = {t: {i: r for i, r in rows(url, t).items() if "_old_" not in i} for t in TABLES}
     assert after == before, "every row back exactly as it was, quarantined ones included"
+    for stage, folder in (("60_remove_guard", "finished"), ("90_rollback", "rollback")):
+        text = notebook_text(tmp_path / folder / f"{stage}.ipynb")
+        assert not [n for n in DATAHUB_NAMES if n in text], (stage, [n for n in DATAHUB_NAMES if n in text])
     (written,) = (tmp_path / "rollback").glob("*_projects_workspace_not_null_rollback/migration.sql")
     assert 'ALTER TABLE "Label" ALTER COLUMN "workspaceId" DROP NOT NULL;' in written.read_text()
 

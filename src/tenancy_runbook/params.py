@@ -161,8 +161,8 @@ def _number(x: float) -> str:
 
 _DDL_LOCK = "longest wait for a lock per attempt (a DDL step, a batch); a waiting DDL queues writers"
 PARAMS: dict[str, Param] = {p.name: p for p in (
-    Param("on_collision", str, "fail", "fail | quarantine: keep the latest connection of a colliding pair, "
-          "move the rest", choices=CHOICES),
+    Param("on_collision", str, "fail", "fail | quarantine: keep the winner of each colliding group (the "
+          "spec's order), move the rest", choices=CHOICES),
     Param("on_orphan", str, "fail", "fail | quarantine: move rows the backfill rule cannot place",
           choices=CHOICES),
     Param("max_listed", int, 20, "how many colliding pairs, users or duplicates a message or table lists",
