@@ -213,3 +213,15 @@ def test_no_datahub_name_in_the_generic_code_or_sql():
             if DATAHUB_NAMES.search(code):
                 found.append(f"{path.relative_to(ROOT)}:{number}: {code.strip()}")
     assert not found, "\n".join(found)
+
+
+def test_every_data_file_of_the_package_goes_into_a_built_wheel():
+    """The editable install finds files beside the modules; a built wheel holds only what
+    pyproject.toml declares as package data (spec.schema.json was once missing from it)."""
+    import tomllib
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    package = ROOT / "src" / "tenancy_runbook"
+    data = {p.relative_to(package).as_posix() for p in package.rglob("*")
+            if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts}
+    assert data and all(any(Path(name).match(glob) for glob in declared["tenancy_runbook"]) for name in data), (
+        data, declared)
