@@ -69,7 +69,6 @@ def per_provider(conn: psycopg.Connection, frame: pd.DataFrame, **counts) -> pd.
     provider), one row for every value in the database, zeros included. ``counts`` are pandas
     named aggregations (name=(column, how)). The first column is the value: named after the column
     when the spec has one such key column (``provider``), else ``key`` ("table: v1, v2")."""
-    from . import spec
     s = spec.active()
     keys = [(k.table, [c for c in k.columns if c != s.tenant.name]) for k in s.unique_keys]
     single = len(keys) == 1 and len(keys[0][1]) == 1
@@ -85,3 +84,19 @@ def per_provider(conn: psycopg.Connection, frame: pd.DataFrame, **counts) -> pd.
         parts.append(part.assign(**{by: label if single else table + ": " + label}))
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[by, *counts])
     return out.fillna(0).astype({name: int for name in counts})[[by, *counts]]
+
+
+def per_unique_key(found_for, tail: list[str]) -> pd.DataFrame:
+    """One frame over every unique key of the spec: ``found_for(key)`` (a frame of that key's
+    groups) with ``table`` and ``index`` in front, the keys' columns (a column of another key's
+    table is NaN), then ``tail``. preflight.collisions and check_backfill.duplicates."""
+    frames, columns = [], ["table", "index"]
+    for key in spec.active().unique_keys:
+        found = found_for(key)
+        found.insert(0, "table", key.table)
+        found.insert(1, "index", key.index)
+        frames.append(found)
+        columns += [c for c in key.columns if c not in columns]
+    columns += tail
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)

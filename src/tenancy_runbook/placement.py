@@ -24,8 +24,8 @@ from psycopg import sql
 
 from . import db, spec
 
-GUARD_SQL = ("backfill/guard", "common/runbook_schema", "backfill/guard_rule", "backfill/guard_rule_set", "backfill/guard_place",
-             "backfill/guard_branch", "backfill/value_user", "backfill/value_parent",
+GUARD_SQL = ("backfill/guard", "common/runbook_schema", "backfill/guard_rule", "backfill/guard_rule_set",
+             "backfill/guard_place", "backfill/guard_branch", "backfill/value_user", "backfill/value_parent",
              "backfill/value_parent_else_user")
 PASS_SQL = ("backfill/pages_rule", "backfill/batch_rule", "backfill/pages_parent", "backfill/batch_parent",
             "backfill/next_keys")

@@ -367,7 +367,8 @@ def backfill_table(conn: psycopg.Connection, table: str, policy: BatchPolicy, ba
                    progress: bool, steer: "Steer | None" = None) -> int:
     """Both passes over one table; the rows it updated."""
     steer = steer or Steer(conn, policy)
-    step = placement.step(spec.active(), spec.active().table(table))
+    s = spec.active()
+    step = placement.step(s, s.table(table))
     counts = checks.null_count(conn, table)
     todo = int(counts["nulls"])
     if not todo:

@@ -38,17 +38,10 @@ def duplicates(conn: psycopg.Connection) -> pd.DataFrame:
     """Rows sharing a value of a unique key of the spec: the frame of preflight.collisions (table,
     index, the key's columns, rows, ids with the winner first) without ``user_ids``."""
     s = spec.active()
-    frames, columns = [], ["table", "index"]
-    for key in s.unique_keys:
-        found = db.frame(conn, "check_backfill/duplicates", table=key.table, key=s.table(key.table).key,
-                         columns=list(key.columns), winner=preflight.winner(key))
-        found.insert(0, "table", key.table)
-        found.insert(1, "index", key.index)
-        frames.append(found)
-        columns += [c for c in key.columns if c not in columns]
-    columns += ["rows", "ids"]
-    frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+    return checks.per_unique_key(
+        lambda key: db.frame(conn, "check_backfill/duplicates", table=key.table, key=s.table(key.table).key,
+                             columns=list(key.columns), winner=preflight.winner(key)),
+        ["rows", "ids"])
 
 
 def duplicates_by_value(dups: pd.DataFrame, conn: psycopg.Connection) -> pd.DataFrame:

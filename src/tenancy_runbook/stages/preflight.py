@@ -141,19 +141,14 @@ def collisions(conn: psycopg.Connection) -> pd.DataFrame:
     first: the one kept) and ``user_ids`` (the users whose rule places them)."""
     s = spec.active()
     params, names = rule(s)
-    frames, columns = [], ["table", "index"]
-    for key in s.unique_keys:
+
+    def found_for(key: spec.UniqueKey) -> pd.DataFrame:
         group = ["row_tenant" if c == s.tenant.name else c for c in key.columns]
         found = db.frame(conn, "preflight/collisions", params, **names, group=group, winner=winner(key),
                          projected=_by_derivation(s, key.table, PROJECTED))
-        found = found.rename(columns={"row_tenant": s.tenant.name})
-        found.insert(0, "table", key.table)
-        found.insert(1, "index", key.index)
-        frames.append(found)
-        columns += [c for c in key.columns if c not in columns]
-    columns += ["rows", "ids", "user_ids"]
-    frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+        return found.rename(columns={"row_tenant": s.tenant.name})
+
+    return checks.per_unique_key(found_for, ["rows", "ids", "user_ids"])
 
 
 def collisions_by_value(collision_frame: pd.DataFrame, conn: psycopg.Connection) -> pd.DataFrame:
