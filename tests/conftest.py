@@ -9,14 +9,16 @@ import subprocess
 import sys
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from tenancy_runbook import demo, embedded
-from tenancy_runbook.paths import ROOT
+from tenancy_runbook import demo, embedded, spec
+from tenancy_runbook.paths import DEFAULT_SPEC, ROOT, SPEC_ENV
 
 # Small but messy enough to exercise every rule: shared workspaces, users placed by the
 # OWNER rule, insights with and without a connection.
@@ -43,6 +45,7 @@ def database(server_url):
     name = f"trb_{uuid.uuid4().hex[:12]}"
     url = demo.create_database(server_url, name)
     yield url
+    _APP_OF.pop(url, None)
     demo.drop_database(server_url, name)
 
 
@@ -50,9 +53,28 @@ def database(server_url):
 def datahub(database):
     """make(**seed options) -> the URL of a Data Hub database before migration 1, seeded."""
     def make(**options):
-        demo.load_schema(database)
-        demo.seed(database, **{**SMALL, **options})
-        return database
+        return DATAHUB.seed(database, **options)
+    return make
+
+
+@pytest.fixture(params=["datahub", "projects"])
+def app(request, monkeypatch) -> "App":
+    """Each app in turn (a test using it runs once per spec): Data Hub, then the projects app.
+    Library code called in the test follows that app's spec, as under the runner."""
+    chosen = APPS[request.param]
+    if chosen is DATAHUB:            # the default spec: nothing names it
+        monkeypatch.delenv(SPEC_ENV, raising=False)
+    else:
+        monkeypatch.setenv(SPEC_ENV, str(chosen.spec))
+    return chosen
+
+
+@pytest.fixture
+def seeded(app, database):
+    """make(**seed options) -> the URL of the app's database before migration 1, seeded (the
+    app's small, clean seed; options such as orphans=1 or **app.rows(n) on top)."""
+    def make(**options):
+        return app.seed(database, **options)
     return make
 
 
@@ -84,6 +106,10 @@ def kill_run(proc: subprocess.Popen) -> None:
 
 
 def run_runbook(url: str, run_dir: Path, *args, runbook: str = "runbooks/datahub-tenancy.yaml"):
+    """``tenancy-runbook run RUNBOOK`` on the database at url. One of Data Hub's three runbooks
+    (runbooks/datahub-tenancy.yaml, finish.yaml, rollback.yaml) stands for its counterpart of the
+    app the database holds (App.runbooks)."""
+    runbook = app_of(url).runbooks.get(str(runbook), runbook)
     return cli("run", runbook, "--run-dir", run_dir, *args, url=url)
 
 
@@ -124,8 +150,8 @@ ALL_TABLES = ("Workspace", "User", "WorkspaceMember") + TENANT
 
 
 def snapshot(url: str) -> dict:
-    """Every row of every Data Hub table (as text), for before/after comparisons."""
-    return {t: query(url, "SELECT t::text FROM {t} AS t ORDER BY 1", t=t) for t in ALL_TABLES}
+    """Every row of every table of the app (as text), for before/after comparisons."""
+    return {t: query(url, "SELECT t::text FROM {t} AS t ORDER BY 1", t=t) for t in app_of(url).all_tables}
 
 
 def schema_snapshot(url: str) -> list:
@@ -140,9 +166,10 @@ def schema_snapshot(url: str) -> list:
 
 
 def column_states(url: str) -> dict:
+    """{tenant table: 'YES' (nullable), 'NO' or 'absent'}: the state of its workspaceId."""
     rows = query(url, """SELECT table_name, is_nullable FROM information_schema.columns
                          WHERE table_schema = 'public' AND column_name = 'workspaceId'""")
-    return {t: dict(rows).get(t, "absent") for t in TENANT}
+    return {t: dict(rows).get(t, "absent") for t in app_of(url).tables}
 
 
 def stage_lines(stdout: str, with_not_run: bool = False) -> dict:
@@ -173,6 +200,12 @@ def notebook_text(path) -> str:
 
 
 def expected_workspaces(url: str) -> dict:
+    """{tenant table: {id: the workspace the rule gives the row, or None}}, worked out in plain
+    Python from the raw rows, apart from the runbook (collision losers get the rule's value too)."""
+    return app_of(url).expected(url)
+
+
+def _datahub_expected(url: str) -> dict:
     """The backfill rule of datahub-app.md, computed in Python from the raw rows."""
     owned = defaultdict(list)
     for user, ws in query(url, """SELECT "userId", "workspaceId" FROM "WorkspaceMember" WHERE role = 'OWNER'"""):
@@ -189,8 +222,110 @@ def expected_workspaces(url: str) -> dict:
     }
 
 
+def _projects_expected(url: str) -> dict:
+    """tests/apps/projects/expected.py's rule, row by row."""
+    with psycopg.connect(url) as conn:
+        return projects_expected().rule_workspaces(conn)
+
+
 def actual_workspaces(url: str) -> dict:
-    return {t: dict(query(url, 'SELECT id, "workspaceId" FROM {t}', t=t)) for t in TENANT}
+    return {t: dict(query(url, 'SELECT id, "workspaceId" FROM {t}', t=t)) for t in app_of(url).tables}
+
+
+# --------------------------------------------------------------------------- the apps
+def _seed_datahub(url: str, **options) -> str:
+    demo.load_schema(url)
+    with spec.using(spec.load(DEFAULT_SPEC)):
+        demo.seed(url, **{**SMALL, **options})
+    return url
+
+
+# The projects app's seed, small and clean like SMALL (its own defaults are messier: collisions,
+# orphans and an ambiguous user): 12 users, 24 projects, 72 tasks, 144 comments, 36 attachments.
+PROJECTS_SMALL = dict(users=12, users_without_default=2, shared_pairs=3, collisions=0, orphans=0,
+                      ambiguous=0, projects_per_user=2, tasks_per_project=3, comments_per_task=2,
+                      attachments_per_user=3, labels_per_user=3)
+
+
+@dataclass(frozen=True)
+class App:
+    """An application a test migrates, in the words the tests need: its spec and runbooks, its
+    tables, how to seed it and what the rule gives each row (apart from the runbook).
+
+    ``big`` is its table of many rows (the batching tests' subject) and ``rows(n)`` the seed
+    options that give it about n rows; ``child`` a table placed through a parent row;
+    ``user_table`` one placed through its own user column, ``user_row`` an INSERT of a row there
+    (%(id)s, %(user)s: what an application server writes)."""
+    name: str
+    title: str                   # the spec's title: its name in the runbook's messages
+    spec: Path
+    runbooks: dict
+    tables: tuple
+    all_tables: tuple
+    quarantine: str
+    big: str
+    child: str
+    per_big_row: dict            # seed option -> rows of `big` that one unit of it makes (SMALL)
+    user_table: str
+    user_row: str
+    seed_fn: Callable
+    expected: Callable
+
+    def seed(self, url: str, **options) -> str:
+        """The app's schema and seed on the (empty) database at url; url, remembered as this app's."""
+        _APP_OF[url] = self
+        return self.seed_fn(url, **options)
+
+    def add_user(self, url: str, user_id: str, workspace: str | None = None) -> None:
+        """A user who signed up (both apps' User is Data Hub's), with or without a default workspace."""
+        query(url, """INSERT INTO "User" (id, email, "defaultWorkspaceId") VALUES (%s, %s, %s)""",
+              [user_id, f"{user_id}@example.com", workspace])
+
+    def write_user_row(self, url: str, row_id: str, user_id: str) -> None:
+        """The user writes a row of ``user_table`` without a workspaceId, as an old server does."""
+        query(url, self.user_row, {"id": row_id, "user": user_id})
+
+    def rows(self, n: int) -> dict:
+        """Seed options for about n rows in ``big`` (at least one unit)."""
+        (option, per_unit), = self.per_big_row.items()
+        return {option: max(1, round(n / per_unit))}
+
+
+DATAHUB = App(
+    name="datahub", title="Data Hub", spec=DEFAULT_SPEC,
+    runbooks={},                 # its own runbooks: runbooks/*.yaml
+    tables=TENANT, all_tables=ALL_TABLES, quarantine="datahub_quarantine",
+    big="MetricDaily", child="MetricDaily",
+    # 12 users x 2 connections x metrics_per_day 2: 48 MetricDaily rows a day
+    per_big_row={"metric_days": 48},
+    user_table="ChatMessage",
+    user_row="""INSERT INTO "ChatMessage" (id, "userId", role, content) VALUES (%(id)s, %(user)s, 'user', 'hi')""",
+    seed_fn=_seed_datahub, expected=_datahub_expected)
+
+PROJECTS = App(
+    name="projects", title="projects", spec=PROJECTS_SPEC,
+    runbooks={"runbooks/datahub-tenancy.yaml": "tests/specs/projects-tenancy.yaml",
+              "runbooks/finish.yaml": "tests/specs/projects-finish.yaml",
+              "runbooks/rollback.yaml": "tests/specs/projects-rollback.yaml"},
+    tables=("Project", "Task", "Comment", "Attachment", "Label"),
+    all_tables=("Workspace", "User", "WorkspaceMember", "Project", "Task", "Comment", "Attachment", "Label"),
+    quarantine="projects_quarantine",
+    big="Comment", child="Comment",
+    # 12 users x 2 projects x 3 tasks: 72 comments per comment a task
+    per_big_row={"comments_per_task": 72},
+    user_table="Label",
+    user_row="""INSERT INTO "Label" (id, name, color, "createdById", "updatedAt")
+                VALUES (%(id)s, 'late ' || %(id)s, '#777777', %(user)s, now())""",
+    seed_fn=lambda url, **options: seed_projects(url, **{**PROJECTS_SMALL, **options}),
+    expected=_projects_expected)
+
+APPS = {a.name: a for a in (DATAHUB, PROJECTS)}
+_APP_OF: dict[str, App] = {}
+
+
+def app_of(url: str) -> App:
+    """The app whose schema the database at url holds (seeded through App.seed), else Data Hub."""
+    return _APP_OF.get(url, DATAHUB)
 
 
 # --------------------------------------------------------------------------- PgBouncer

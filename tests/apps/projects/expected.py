@@ -78,14 +78,9 @@ def label_collisions(conn) -> list[dict]:
     return out
 
 
-def expected_outcomes(conn) -> dict[str, dict[str, tuple[str, str | None]]]:
-    """{table: {id: (MIGRATED | UNPLACEABLE | COLLISION, workspaceId or None)}}."""
+def rule_workspaces(conn) -> dict[str, dict[str, str | None]]:
+    """{table: {id: the workspace the rule gives the row, or None}}, collisions not yet settled."""
     users = user_workspaces(conn)
-    out: dict[str, dict[str, tuple[str, str | None]]] = {}
-
-    def placed(workspace):
-        return (MIGRATED, workspace) if workspace is not None else (UNPLACEABLE, None)
-
     project = {pid: users[owner] for pid, owner in _rows(conn, 'SELECT "id", "ownerId" FROM "Project"')}
     task = {tid: project[pid] for tid, pid in _rows(conn, 'SELECT "id", "projectId" FROM "Task"')}
     comment = {cid: task[tid] for cid, tid in _rows(conn, 'SELECT "id", "taskId" FROM "Comment"')}
@@ -93,10 +88,14 @@ def expected_outcomes(conn) -> dict[str, dict[str, tuple[str, str | None]]]:
                   for aid, cid, uploader in _rows(
                       conn, 'SELECT "id", "commentId", "uploaderId" FROM "Attachment"')}
     label = {lid: users[creator] for lid, creator in _rows(conn, 'SELECT "id", "createdById" FROM "Label"')}
+    return {"Project": project, "Task": task, "Comment": comment, "Attachment": attachment, "Label": label}
 
-    for name, mapping in (("Project", project), ("Task", task), ("Comment", comment),
-                          ("Attachment", attachment), ("Label", label)):
-        out[name] = {row_id: placed(ws) for row_id, ws in mapping.items()}
+
+def expected_outcomes(conn) -> dict[str, dict[str, tuple[str, str | None]]]:
+    """{table: {id: (MIGRATED | UNPLACEABLE | COLLISION, workspaceId or None)}}."""
+    out = {name: {row_id: (MIGRATED, ws) if ws is not None else (UNPLACEABLE, None)
+                  for row_id, ws in mapping.items()}
+           for name, mapping in rule_workspaces(conn).items()}
     for collision in label_collisions(conn):
         for loser in collision["losers"]:
             out["Label"][loser] = (COLLISION, None)
