@@ -378,3 +378,23 @@ def test_active_is_the_spec_the_runner_names_else_the_datahub_spec(monkeypatch, 
     monkeypatch.setenv(SPEC_ENV, str(tmp_path / "gone.spec.yaml"))
     with pytest.raises(RunbookError, match=f"gone.spec.yaml cannot be read .{SPEC_ENV} names it."):
         spec.active()
+
+
+def test_a_stage_names_the_runbook_of_its_own_spec(tmp_path):
+    """What a stage tells the operator to run next is the runbook beside the spec of the run that
+    names it and runs that stage: Data Hub's, the projects app's, or a clear placeholder."""
+    from tenancy_runbook import runbook
+    projects = spec.load(ROOT / "tests" / "specs" / "projects.spec.yaml")
+    datahub = spec.load(DEFAULT_SPEC)
+    assert runbook.command("60_remove_guard", datahub) == "tenancy-runbook run runbooks/finish.yaml"
+    assert runbook.command("20_backfill", datahub) == "tenancy-runbook run runbooks/datahub-tenancy.yaml"
+    assert runbook.command("90_rollback", datahub) == "tenancy-runbook run runbooks/rollback.yaml"
+    assert runbook.command("60_remove_guard", projects) == "tenancy-runbook run tests/specs/projects-finish.yaml"
+    assert runbook.command("20_backfill", projects) == "tenancy-runbook run tests/specs/projects-tenancy.yaml"
+    # a spec with no runbook beside it: the words say what to run, naming the spec's file
+    alone = tmp_path / "alone.spec.yaml"
+    alone.write_text((ROOT / "tests" / "specs" / "projects.spec.yaml").read_text().replace(
+        "../apps/projects/", str(ROOT / "tests" / "apps" / "projects") + "/"))
+    (tmp_path / "other.yaml").write_text("name: other\nspec: other.spec.yaml\nstages:\n  - notebook: 20_backfill\n")
+    assert runbook.command("20_backfill", spec.load(alone)) == \
+        "tenancy-runbook run <a runbook with 'spec: alone.spec.yaml' and the stage 20_backfill>"

@@ -27,7 +27,7 @@ import yaml
 
 from . import params, spec
 from .errors import RunbookError
-from .paths import DEFAULT_SPEC, NOTEBOOKS_DIR
+from .paths import DEFAULT_SPEC, NOTEBOOKS_DIR, ROOT
 
 @dataclass
 class Stage:
@@ -179,3 +179,33 @@ def _mapping(value, what: str) -> dict:
 
 def _all_declared(stages: list[Stage]) -> set[str]:
     return {name for s in stages for name in s.declared}
+
+
+def command(stage: str, s: spec.Spec | None = None) -> str:
+    """``tenancy-runbook run <runbook>`` for the runbook beside the tenancy spec (in its folder)
+    that names it and runs ``stage``, as an operator types it in the checkout: what a stage's
+    message tells the operator to run next (runbooks/finish.yaml for Data Hub's 60_remove_guard).
+    Where none is there, the words say which runbook to write or find."""
+    s = s or spec.active()
+    for candidate in sorted(s.path.parent.glob("*.yaml")):
+        try:
+            doc = yaml.safe_load(candidate.read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        if not isinstance(doc, dict) or not isinstance(doc.get("stages"), list):
+            continue                       # a spec, or not a runbook
+        named = doc.get("spec")
+        target = (candidate.parent / named) if isinstance(named, str) else DEFAULT_SPEC
+        if target.resolve() != s.path.resolve():
+            continue
+        if stage in (st.get("notebook") for st in doc["stages"] if isinstance(st, dict)):
+            return f"tenancy-runbook run {_shown(candidate)}"
+    return f"tenancy-runbook run <a runbook with 'spec: {s.path.name}' and the stage {stage}>"
+
+
+def _shown(path: Path) -> Path:
+    """The path relative to the checkout when it lies inside it, else as it is."""
+    try:
+        return path.resolve().relative_to(ROOT)
+    except ValueError:
+        return path

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 
-from .. import checks, db, interactive, locks, params, runlock, spec
+from .. import checks, db, interactive, locks, params, runbook, runlock, spec
 from ..errors import GateFailed
 from ..locks import DDLLog, RetryPolicy, run_ddl
 from .backfill import guard_state
@@ -28,7 +28,18 @@ READ_ONLY = False   # it writes (outside the runner only with confirm=True)
 SQL = ("remove_guard/placements_present", "remove_guard/placements", "remove_guard/drop_trigger",
        "remove_guard/drop_functions", "remove_guard/drop_placements", "remove_guard/drop_schema_if_empty",
        "backfill/guard_state", "common/column_state") + locks.SQL + runlock.WRITER_SQL + interactive.SQL
-FINISH = "tenancy-runbook run runbooks/finish.yaml"
+
+
+def _finish() -> str:
+    """The command that runs this stage for the spec of the run (Data Hub: runbooks/finish.yaml)."""
+    return runbook.command("60_remove_guard")
+
+
+def _migrate() -> str:
+    """The command that runs the migration itself (Data Hub: runbooks/datahub-tenancy.yaml)."""
+    return runbook.command("20_backfill")
+
+
 COLUMNS = ["table", "guarded", "placed", "unplaced", "last_at", "last_s_ago", "counting_since", "counting_s"]
 
 
@@ -89,8 +100,8 @@ def not_enforced(conn: psycopg.Connection, guarded: list[str] | None = None) -> 
     return (f"Not removing the transition guard: {column} is still nullable on {', '.join(nullable)} "
             "(40_enforce_not_null has not run). Without the guard, a row an application server of the "
             f"old version writes without a {column} would stay NULL. Nothing was changed.\n"
-            "Run `tenancy-runbook run runbooks/datahub-tenancy.yaml` to its end (a re-run resumes "
-            f"where the last one stopped), then `{FINISH}` once the new application version runs everywhere.")
+            f"Run `{_migrate()}` to its end (a re-run resumes "
+            f"where the last one stopped), then `{_finish()}` once the new application version runs everywhere.")
 
 
 def run(conn: psycopg.Connection, policy: RetryPolicy, log: DDLLog, quiet_period: str) -> pd.DataFrame:
@@ -135,14 +146,14 @@ def _why_not_quiet(frame: pd.DataFrame, quiet_period: str) -> str:
     quiet_s = params.duration_ms(quiet_period) / 1000
     if quiet_s == 0:
         return ""
-    force = (f"`{FINISH} -p quiet_period 0` removes it now: every row an old server writes after "
+    force = (f"`{_finish()} -p quiet_period 0` removes it now: every row an old server writes after "
              "that fails with a NOT NULL violation (lost writes, errors in the application).")
     if pd.isna(frame["counting_since"].iloc[0]):
         return ("Not removing the transition guard: it does not count the rows it places (installed "
                 "by an earlier version of tenancy-runbook), so it cannot tell whether an application "
                 "server of the old version still writes. Nothing was changed.\nStart counting with "
-                "`tenancy-runbook run runbooks/datahub-tenancy.yaml --from 20_backfill --to 20_backfill` "
-                f"(it re-installs the guard; rows already done are not written again), then run `{FINISH}` "
+                f"`{_migrate()} --from 20_backfill --to 20_backfill` "
+                f"(it re-installs the guard; rows already done are not written again), then run `{_finish()}` "
                 f"again after quiet_period ({quiet_period}).\n" + force)
     recent = frame[(frame["placed"] + frame["unplaced"] > 0) & (frame["last_s_ago"] < quiet_s)]
     since = frame["counting_since"].iloc[0]
@@ -160,7 +171,7 @@ def _why_not_quiet(frame: pd.DataFrame, quiet_period: str) -> str:
                      + ("" if len(recent) else f" (since {_utc(since)})") + ", less than quiet_period.")
     earliest = _utc(max([since, *recent["last_at"]]) + pd.Timedelta(seconds=quiet_s))
     lines += ["Nothing was changed. Finish deploying the new application version everywhere (or stop the "
-              f"old servers), then run `{FINISH}` again once the guard has placed no row for "
+              f"old servers), then run `{_finish()}` again once the guard has placed no row for "
               f"{quiet_period} ({earliest} at the earliest).", force]
     return "\n".join(lines)
 

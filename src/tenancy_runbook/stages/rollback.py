@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 import psycopg
 
-from .. import checks, db, history, interactive, locks, quarantine, runlock, spec
+from .. import checks, db, history, interactive, locks, quarantine, runbook, runlock, spec
 from ..errors import GateFailed
 from ..locks import DDLLog, RetryPolicy, run_ddl
 from ..paths import OUTPUTS_DIR, RUN_DIR_ENV
@@ -36,6 +36,15 @@ READ_ONLY = False   # it writes (only with confirm=True, under the runner too)
 SQL = (checks.SQL + ("enforce_not_null/drop_check", "rollback/drop_not_null") + quarantine.SQL + locks.SQL
        + runlock.WRITER_SQL + history.SQL)
 STAGE = "90_rollback"
+
+
+def unconfirmed() -> str:
+    """What an unconfirmed rollback under ``refuse_unconfirmed`` says (runbooks/rollback.yaml for
+    Data Hub: the runbook beside the spec that runs this stage)."""
+    return ("Rollback not confirmed: nothing was changed. Run it with -p confirm true "
+            f"({runbook.command(STAGE)} -p confirm true).")
+
+
 # migration 2's statements: ALTER TABLE "<Table>" ALTER COLUMN "<column>" SET NOT NULL;
 _SET_NOT_NULL = re.compile(r'^ALTER TABLE "((?:[^"]|"")+)" ALTER COLUMN "(?:[^"]|"")+" SET NOT NULL;$', re.M)
 
