@@ -3,19 +3,29 @@ runbook's own ``tenancy_runbook.applied_migrations``.
 
 A migration the runbook applies is recorded the way ``prisma migrate resolve --applied``
 records it, so ``prisma migrate deploy`` afterwards sees it applied and does not run it again.
-A migration the runbook writes itself (90_rollback's) is recorded the same way, by its name and
-the sha256 of its text (:func:`record_applied`).
+A migration the runbook writes itself is recorded the same way, by its name and the sha256 of
+its text (:func:`record_applied`), and written into the run directory for the team to commit
+(:func:`follow_up`): 90_rollback's, which makes migration 2's columns nullable again, and, when
+40_enforce_not_null carries the migration forward again after such a rollback, the one that
+makes them required again. Prisma reads its history in name order, so the last of migration 2
+and these says what the columns are; each new one is named after the last.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import psycopg
 
 from . import db
-from .paths import SQL_DIR
+from .errors import GateFailed
+from .paths import OUTPUTS_DIR, RUN_DIR_ENV, SQL_DIR
 
 SQL = ("history/prisma_table", "history/prisma_applied", "history/prisma_roll_back_unfinished",
        "history/prisma_record", "history/prisma_newest_like", "history/own_table", "history/own_table_present",
@@ -90,3 +100,73 @@ def record_applied(conn: psycopg.Connection, name: str, sha256: str, run_id: str
             db.execute(conn, "history/own_table")
             db.execute(conn, "history/own_record", {"name": name, "checksum": sha256, "run_id": run_id})
     return where(conn)
+
+
+# ---------------------------------------------------------------------------------------------
+# The migrations the runbook writes: after migration 2, the history's last word on the columns
+# ---------------------------------------------------------------------------------------------
+ROLLBACK = "_rollback"
+
+
+@dataclass
+class Recorded:
+    """What follow_up did: a sentence for the notebook, the facts for its summary (the
+    migration's file and checksum; none when there was nothing to record), and the file's text."""
+    message: str
+    facts: dict = field(default_factory=dict)
+    sql: str = ""
+
+
+def run_directory(run_id: str) -> Path:
+    """Where a written migration folder goes: the runner's run directory (it names it in
+    RUN_DIR_ENV); a notebook run on its own: outputs/<its run id>/."""
+    given = os.environ.get(RUN_DIR_ENV, "").strip()
+    return Path(given) if given else OUTPUTS_DIR / run_id
+
+
+def last_word(conn: psycopg.Connection, migration: str) -> dict | None:
+    """The last applied of ``migration`` (migration 2's folder name) and the migrations written
+    after it: ``<timestamp>_<its name without timestamp>`` (required again) and the same with
+    ``_rollback`` (nullable again). ``{"name", "checksum"}``, None when none is applied."""
+    base = re.escape(migration.split("_", 1)[1])
+    return newest_applied(conn, rf"^[0-9]{{14}}_{base}({ROLLBACK})?$")
+
+
+def says_nullable(found: dict | None) -> bool:
+    return bool(found) and found["name"].endswith(ROLLBACK)
+
+
+def follow_up(conn: psycopg.Connection, migration: str, nullable: bool, text: str, run_id: str,
+              commit: str) -> Recorded:
+    """Make the history's last word on ``migration``'s columns agree with the database: nullable
+    (90_rollback) or required again (40_enforce_not_null after a rollback). When the last word is
+    already that, by a migration the runbook wrote (not migration 2 itself), it is reused: its
+    file written again, nothing recorded; otherwise a new migration, named after the last one,
+    is recorded as applied and written into the run directory. ``commit`` says with what the team
+    commits it."""
+    sha256 = digest(text)
+    last = last_word(conn, migration)
+    reuse = last is not None and last["name"] != migration and says_nullable(last) == nullable
+    if reuse and last["checksum"] != sha256:
+        raise GateFailed(f"{last['name']} is recorded as applied with checksum {last['checksum']}, but the "
+                         f"migration.sql the runbook writes for it is now {sha256}: nothing was recorded or "
+                         f"written. Compare prisma/migrations/{last['name']}/migration.sql with this text:\n{text}")
+    if reuse:
+        name = last["name"]
+    else:
+        stamp = datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
+        if last is not None:              # after the last word, in name order too
+            stamp = max(stamp, datetime.strptime(last["name"][:14], "%Y%m%d%H%M%S") + timedelta(seconds=1))
+        name = f"{stamp:%Y%m%d%H%M%S}_{migration.split('_', 1)[1]}{ROLLBACK if nullable else ''}"
+    where = record_applied(conn, name, sha256, run_id)
+    done = "already recorded" if reuse else "recorded"
+    facts = {"prisma_migration": f"{name}/migration.sql", "prisma_migration_sha256": sha256,
+             "prisma_history": f"{done} as applied in {where}"}
+    path = run_directory(run_id) / name / "migration.sql"
+    if path.is_file() and path.read_bytes() != text.encode():
+        raise GateFailed(f"{path} exists with another text; it was left as it is ({name} {done} as applied "
+                         f"in {where}, checksum {sha256}).")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode())
+    return Recorded(f"{name} {done} as applied in {where}. Wrote {path}: commit it as "
+                    f"prisma/migrations/{name}/migration.sql, {commit}.", facts, text)

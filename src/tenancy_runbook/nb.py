@@ -94,6 +94,15 @@ def ddl_steps(log: DDLLog, policy: RetryPolicy) -> None:
             title="Each DDL step: time spent waiting for its lock, and holding it", ylabel="ms")
 
 
+def history(recorded) -> None:
+    """What a stage recorded in Prisma's history (a history.Recorded): its sentence, and when it
+    wrote a migration, the migration's text and its facts in the stage's summary."""
+    print(recorded.message)
+    if recorded.facts:
+        print(recorded.sql)
+        summary(**recorded.facts)
+
+
 def enable_sql_magic(displaylimit: int = 50) -> None:
     """Load ipython-sql and connect ``%sql`` to DATABASE_URL.
 

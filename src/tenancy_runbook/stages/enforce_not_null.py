@@ -6,10 +6,14 @@ change. Then, per table, the recipe that never holds a lock for a table scan:
   CHECK (<tenant column> IS NOT NULL) NOT VALID  -> VALIDATE CONSTRAINT (writers go on)
   -> SET NOT NULL (no scan: the valid CHECK proves it) -> DROP the CHECK.
 Each DDL step waits at most lock_timeout per attempt and retries with backoff. The tables, the
-tenant column and migration 2 are the tenancy spec's (spec.active()).
+tenant column and migration 2 are the tenancy spec's (spec.active()). Carried forward again
+after a 90_rollback, it also records (and writes, for the team to commit) the Prisma migration
+that makes the columns required again (record_in_history), so Prisma's history agrees.
 """
 
 from __future__ import annotations
+
+import re
 
 import psycopg
 
@@ -76,6 +80,37 @@ def apply(conn: psycopg.Connection, policy: RetryPolicy, run_id: str, log: DDLLo
     return {"action": f"applied; recorded in {where}"}
 
 
+# migration 2's statements: ALTER TABLE "<Table>" ALTER COLUMN "<column>" SET NOT NULL;
+_SET_NOT_NULL = re.compile(r'^ALTER TABLE "((?:[^"]|"")+)" ALTER COLUMN "(?:[^"]|"")+" SET NOT NULL;$', re.M)
+
+
+def prisma_steps(statement: str) -> str:
+    """A Prisma migration over migration 2's tables, in its order: one ``-- AlterTable`` step per
+    table, each ``statement`` (an sql/ file over {table} and {column}) as the stages run it. With
+    enforce_not_null/set_not_null it is migration 2's own text when Prisma wrote that."""
+    column = spec.active().tenant.name
+    tables = [t.replace('""', '"') for t in _SET_NOT_NULL.findall(migration().sql.read_text())]
+    steps = [f"-- AlterTable\n{interactive.statement(statement, table=t, column=column)};" for t in tables]
+    return "\n\n".join(steps) + "\n"
+
+
+def record_in_history(conn: psycopg.Connection, run_id: str) -> history.Recorded:
+    """After apply, Prisma's history agrees with the database. Usually migration 2 is its last word
+    and nothing more is recorded. After a 90_rollback (whose migration made the columns nullable
+    in the history), the migration that makes them required again, what `prisma migrate dev`
+    generates when the fields become ``String`` again (migration 2's steps), is recorded as applied
+    under a new name (``<UTC timestamp>_<migration 2's name without its timestamp>``) and written
+    into the run directory for the team to commit (history.follow_up)."""
+    m = migration()
+    last = history.last_word(conn, m.name)
+    if not history.says_nullable(last):
+        said = last["name"] if last else "nothing (not recorded)"
+        return history.Recorded(f"Prisma's history: nothing more to record; its last word on these columns "
+                                f"is {said} in {history.where(conn)}, which makes them required.")
+    return history.follow_up(conn, m.name, False, prisma_steps("enforce_not_null/set_not_null"), run_id,
+                             "in the same commit as the schema change (the fields required again: String)")
+
+
 def _check_state(conn: psycopg.Connection, table: str) -> str:
     return db.one(conn, "enforce_not_null/check_state",
                   {"table": table, "constraint": check_name(table)})["state"]
@@ -95,7 +130,8 @@ def plan(conn: psycopg.Connection, on_orphan: str) -> interactive.Plan:
     column = s.tenant.name
     states = checks.column_state(conn).set_index("table")["state"]
     recorded = history.is_applied(conn, migration().name)
-    if recorded and (states == "NOT NULL").all():
+    after_rollback = history.says_nullable(history.last_word(conn, migration().name))
+    if recorded and (states == "NOT NULL").all() and not after_rollback:
         return interactive.plan(stage, [], notes=[f"Migration 2 is applied (recorded in {history.where(conn)})."])
     refusal = ""
     if not backfill.guard_state(conn)["guarded"].all():
@@ -129,4 +165,8 @@ def plan(conn: psycopg.Connection, on_orphan: str) -> interactive.Plan:
         for table, state in checks_left.items() if states[table] != "NOT NULL" or state != "absent"]
     if not recorded:
         steps.append({"step": f"record migration 2 as applied in {history.where(conn)}"})
+    if after_rollback:
+        steps.append({"step": f"record the migration that makes the columns required again in "
+                              f"{history.where(conn)}, after the rollback's, and write it into the run directory",
+                      "sql": prisma_steps("enforce_not_null/set_not_null")})
     return interactive.plan(stage, steps, refusal=refusal)

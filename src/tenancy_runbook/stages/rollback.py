@@ -11,16 +11,12 @@ Not in the default sequence: runbooks/rollback.yaml runs it, and only with confi
     `prisma migrate dev` generates for `String?`) is written into the run directory as
     <UTC timestamp>_<migration 2's name>_rollback/migration.sql, for the team to commit with
     the schema change, and recorded as applied the way migrations 1 and 2 are (history.py).
-    Once: a later rollback finds it recorded, reuses its name and writes the same file.
+    Once per rollback: a second one finds it recorded, reuses its name and writes the same file;
+    after 40_enforce_not_null carried the migration forward again (and recorded that), a rollback
+    is a new migration again (history.follow_up).
 """
 
 from __future__ import annotations
-
-import os
-import re
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
 
 import pandas as pd
 import psycopg
@@ -28,8 +24,7 @@ import psycopg
 from .. import checks, db, history, interactive, locks, quarantine, runbook, runlock, spec
 from ..errors import GateFailed
 from ..locks import DDLLog, RetryPolicy, run_ddl
-from ..paths import OUTPUTS_DIR, RUN_DIR_ENV
-from .enforce_not_null import check_name
+from .enforce_not_null import check_name, prisma_steps
 from .enforce_not_null import migration as not_null
 
 READ_ONLY = False   # it writes (only with confirm=True, under the runner too)
@@ -43,10 +38,6 @@ def unconfirmed() -> str:
     Data Hub: the runbook beside the spec that runs this stage)."""
     return ("Rollback not confirmed: nothing was changed. Run it with -p confirm true "
             f"({runbook.command(STAGE)} -p confirm true).")
-
-
-# migration 2's statements: ALTER TABLE "<Table>" ALTER COLUMN "<column>" SET NOT NULL;
-_SET_NOT_NULL = re.compile(r'^ALTER TABLE "((?:[^"]|"")+)" ALTER COLUMN "(?:[^"]|"")+" SET NOT NULL;$', re.M)
 
 
 def drop_not_null(conn: psycopg.Connection, confirm: bool, policy: RetryPolicy, log: DDLLog) -> pd.DataFrame:
@@ -86,64 +77,20 @@ def restore(conn: psycopg.Connection, run_id: str = "") -> pd.DataFrame:
     return quarantine.restore(conn, run_id)
 
 
-def rollback_name() -> str:
-    """The rollback migration's name without its timestamp: migration 2's folder name without its
-    timestamp, then _rollback (Data Hub: datahub_workspace_not_null_rollback)."""
-    return not_null().name.split("_", 1)[1] + "_rollback"
-
-
 def migration_sql() -> str:
     """The rollback's Prisma migration: what `prisma migrate dev` generates when the fields
     migration 2 made required become optional again (``String?``). One ``-- AlterTable`` step
     per table, in migration 2's order, each the statement this stage runs
     (sql/rollback/drop_not_null.sql)."""
-    column = spec.active().tenant.name
-    tables = [t.replace('""', '"') for t in _SET_NOT_NULL.findall(not_null().sql.read_text())]
-    steps = [f"-- AlterTable\n{interactive.statement('rollback/drop_not_null', table=t, column=column)};"
-             for t in tables]
-    return "\n\n".join(steps) + "\n"
+    return prisma_steps("rollback/drop_not_null")
 
 
-def run_directory(run_id: str) -> Path:
-    """Where the migration folder goes: the runner's run directory (it names it in RUN_DIR_ENV);
-    a notebook run on its own: outputs/<its run id>/."""
-    given = os.environ.get(RUN_DIR_ENV, "").strip()
-    return Path(given) if given else OUTPUTS_DIR / run_id
-
-
-@dataclass
-class Recorded:
-    """What record_in_history did: a sentence for the notebook, the facts for its summary (the
-    migration's file and checksum; none when there was nothing to record), and the file's text."""
-    message: str
-    facts: dict = field(default_factory=dict)
-    sql: str = ""
-
-
-def record_in_history(conn: psycopg.Connection, run_id: str) -> Recorded:
+def record_in_history(conn: psycopg.Connection, run_id: str) -> history.Recorded:
     """After drop_not_null, Prisma's history agrees with the database: the rollback's migration
-    (migration_sql()) recorded as applied, once, and written into the run directory."""
+    (migration_sql()) recorded as applied and written into the run directory; once per rollback
+    (a second one reuses it; one after the migration was carried forward again is new)."""
     if not history.is_applied(conn, not_null().name):
-        return Recorded(f"Prisma's history: nothing to record. {not_null().name} is not recorded as "
-                        f"applied in {history.where(conn)}, so the history already has the columns nullable.")
-    text = migration_sql()
-    sha256 = history.digest(text)
-    found = history.newest_applied(conn, rf"^[0-9]{{14}}_{rollback_name()}$")
-    if found and found["checksum"] != sha256:
-        raise GateFailed(f"{found['name']} is recorded as applied with checksum {found['checksum']}, but the "
-                         f"rollback's migration.sql is now {sha256}: nothing was recorded or written. Compare "
-                         f"prisma/migrations/{found['name']}/migration.sql with this text:\n{text}")
-    name = found["name"] if found else f"{datetime.now(timezone.utc):%Y%m%d%H%M%S}_{rollback_name()}"
-    where = history.record_applied(conn, name, sha256, run_id)
-    done = "already recorded" if found else "recorded"
-    facts = {"prisma_migration": f"{name}/migration.sql", "prisma_migration_sha256": sha256,
-             "prisma_history": f"{done} as applied in {where}"}
-    commit = (f"prisma/migrations/{name}/migration.sql, in the same commit as the schema change "
-              "(the fields optional again: String?)")
-    path = run_directory(run_id) / name / "migration.sql"
-    if path.is_file() and path.read_bytes() != text.encode():
-        raise GateFailed(f"{path} exists with another text; it was left as it is ({name} {done} as applied "
-                         f"in {where}, checksum {sha256}).")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(text.encode())
-    return Recorded(f"{name} {done} as applied in {where}. Wrote {path}: commit it as {commit}.", facts, text)
+        return history.Recorded(f"Prisma's history: nothing to record. {not_null().name} is not recorded as "
+                                f"applied in {history.where(conn)}, so the history already has the columns nullable.")
+    return history.follow_up(conn, not_null().name, True, migration_sql(), run_id,
+                             "in the same commit as the schema change (the fields optional again: String?)")
