@@ -1,5 +1,7 @@
 """No e-mail address (or other personal field) in a run's evidence or on the terminal: users are
-named by id. show_personal_data shows their e-mail addresses, in a notebook run alone only."""
+named by id. show_personal_data shows their e-mail addresses, in a notebook run alone only.
+Each test once per app (Data Hub, and the projects app of tests/apps/projects/), but the runner's
+refusal of the parameter (argument checking)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import sys
 from types import SimpleNamespace
 
 import pytest
-from conftest import TENANT, cli, query, run_runbook, schema_snapshot, snapshot, stage_lines
+from conftest import cli, query, run_runbook, schema_snapshot, snapshot, stage_lines
 
 from tenancy_runbook import db, quarantine
 from tenancy_runbook.errors import GateFailed
@@ -30,8 +32,8 @@ def unplaceable(url: str) -> list[str]:
     return sorted(emails(url))[-2:]
 
 
-def test_a_dirty_run_names_users_by_id_and_writes_no_email_anywhere(datahub, tmp_path):
-    url = datahub(**DIRTY)
+def test_a_dirty_run_names_users_by_id_and_writes_no_email_anywhere(app, seeded, tmp_path):
+    url = seeded(**DIRTY)
     users = emails(url)
     assert len(users) == 14 and all("@" in e for e in users.values())
 
@@ -55,6 +57,7 @@ def test_a_dirty_run_names_users_by_id_and_writes_no_email_anywhere(datahub, tmp
 
 
 def test_the_runner_refuses_show_personal_data_before_anything(datahub, tmp_path):
+    # Data Hub only: argument checking, as the runner reads the runbook, whatever the spec says
     url = datahub(**DIRTY)
     rows, schema = snapshot(url), schema_snapshot(url)
 
@@ -87,8 +90,8 @@ def papermill(url: str, out, *args) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("shown", [False, True], ids=["default", "show_personal_data"])
-def test_papermill_alone_shows_emails_only_when_asked(datahub, tmp_path, shown):
-    url = datahub(**DIRTY)
+def test_papermill_alone_shows_emails_only_when_asked(app, seeded, tmp_path, shown):
+    url = seeded(**DIRTY)
     users = emails(url)
     out = tmp_path / "preflight.ipynb"
 
@@ -110,56 +113,82 @@ def test_papermill_alone_shows_emails_only_when_asked(datahub, tmp_path, shown):
         assert "@example.com" not in text
 
 
-def test_a_refused_restore_does_not_print_the_row(datahub):
+SECRET = {"datahub": ("Connection", "accessToken"), "projects": ("Attachment", "storageKey")}   # app -> not to show
+
+
+def test_a_refused_restore_does_not_print_the_row(app, seeded):
     """A CHECK left behind (40_enforce_not_null stopped between its steps) rejects a quarantined row
-    that goes back: PostgreSQL's DETAIL would print every column of it (an access token here)."""
-    url = datahub()
+    that goes back: PostgreSQL's DETAIL would print every column of it (an access token, a file's
+    storage key)."""
+    table, secret = SECRET[app.name]
+    url = seeded()
     with db.connect(url) as conn:
         add_workspace_columns.apply(conn, RetryPolicy(), "t", DDLLog())
         moved = quarantine.unplaced(conn, "t")                 # every row: none is placed yet
         assert moved["rows_moved"].sum() > 0
-    query(url, 'ALTER TABLE "Connection" ADD CONSTRAINT left_behind CHECK ("workspaceId" IS NOT NULL) NOT VALID')
-    tokens = [t for (t,) in query(url, 'SELECT "accessToken" FROM datahub_quarantine."Connection"')]
+    query(url, 'ALTER TABLE {t} ADD CONSTRAINT left_behind CHECK ("workspaceId" IS NOT NULL) NOT VALID', t=table)
+    tokens = [t for (t,) in query(url, "SELECT {c} FROM {q}.{t}", c=secret, q=app.quarantine, t=table)]
+    assert tokens
 
     with db.connect(url) as conn, pytest.raises(GateFailed) as refused:
         quarantine.restore(conn)
 
     message = str(refused.value)
     assert "Restore refused, nothing was restored" in message and "left_behind" in message
-    assert "a row of Connection; its values are not shown" in message
+    assert f"a row of {table}; its values are not shown" in message
     assert "Failing row" not in message and not any(t in message for t in tokens)
-    assert all(n == 0 for (n,) in (query(url, "SELECT count(*) FROM {t}", t=t)[0] for t in TENANT))
+    assert all(n == 0 for (n,) in (query(url, "SELECT count(*) FROM {t}", t=t)[0] for t in app.tables))
 
 
-def test_a_quarantine_table_made_after_not_null_takes_a_null_workspace(datahub):
+PLACED_ROW = {"datahub": ("ChatMessage", "msg_1_1"), "projects": ("Project", "prj_1_1")}   # app -> a table, a row
+
+
+def test_a_quarantine_table_made_after_not_null_takes_a_null_workspace(app, seeded):
     """A quarantine table created after 40_enforce_not_null (LIKE copies NOT NULL), then a rollback and
-    a row the rule cannot place: the move used to fail, its error printing the row (a chat message)."""
-    url = datahub()
+    a row the rule cannot place: the move used to fail, its error printing the row (a chat message,
+    a project)."""
+    table, row = PLACED_ROW[app.name]
+    url = seeded()
     with db.connect(url) as conn:
         add_workspace_columns.apply(conn, RetryPolicy(), "t", DDLLog())
-    query(url, """UPDATE "ChatMessage" SET "workspaceId" = 'ws_1'""")
-    query(url, """ALTER TABLE "ChatMessage" ALTER COLUMN "workspaceId" SET NOT NULL""")
+    query(url, """UPDATE {t} SET "workspaceId" = 'ws_1'""", t=table)
+    query(url, """ALTER TABLE {t} ALTER COLUMN "workspaceId" SET NOT NULL""", t=table)
     with db.connect(url) as conn:
-        quarantine.ensure_table(conn, "ChatMessage")              # e.g. 40's sweep with on_orphan quarantine
-    query(url, """ALTER TABLE "ChatMessage" ALTER COLUMN "workspaceId" DROP NOT NULL""")   # the rollback
-    query(url, """UPDATE "ChatMessage" SET "workspaceId" = NULL WHERE id = 'msg_1_1'""")
+        quarantine.ensure_table(conn, table)                     # e.g. 40's sweep with on_orphan quarantine
+    query(url, """ALTER TABLE {t} ALTER COLUMN "workspaceId" DROP NOT NULL""", t=table)   # the rollback
+    query(url, """UPDATE {t} SET "workspaceId" = NULL WHERE id = %s""", [row], t=table)
 
     with db.connect(url) as conn:
         moved = quarantine.unplaced(conn, "t")
 
-    assert dict(zip(moved["table"], moved["rows_moved"]))["ChatMessage"] == 1
-    assert query(url, """SELECT id, "workspaceId" FROM datahub_quarantine."ChatMessage" """) == [("msg_1_1", None)]
+    assert dict(zip(moved["table"], moved["rows_moved"]))[table] == 1
+    assert query(url, """SELECT id, "workspaceId" FROM {q}.{t}""", q=app.quarantine, t=table) == [(row, None)]
 
 
-@pytest.mark.parametrize("detail, shown", [
-    ('Key ("userId", provider)=(usr_00000001, stripe) already exists.', True),
-    ('Key ("connectionId")=(conn_1_0) is not present in table "Connection".', True),
-    ('Key (email)=(someone@example.com) already exists.', False),
-    ('Key (lower(email))=(someone@example.com) already exists.', False),
-    ("Failing row contains (msg_1, usr_00000001, user, Message 1, 2025-03-01, null).", False),
-])
-def test_a_restore_error_shows_a_key_only_when_it_is_made_of_ids(detail, shown):
-    diag = SimpleNamespace(message_detail=detail, table_name="ChatMessage", column_name=None)
+DETAILS = {   # app -> (a restore error's DETAIL, whether the message shows it), and the table it names
+    "datahub": ("ChatMessage", [
+        ('Key ("userId", provider)=(usr_00000001, stripe) already exists.', True),
+        ('Key ("connectionId")=(conn_1_0) is not present in table "Connection".', True),
+        ('Key (email)=(someone@example.com) already exists.', False),
+        ('Key (lower(email))=(someone@example.com) already exists.', False),
+        ("Failing row contains (msg_1, usr_00000001, user, Message 1, 2025-03-01, null).", False),
+    ]),
+    "projects": ("Label", [
+        ('Key ("createdById", name)=(usr_00000001, bug) already exists.', True),
+        ('Key ("commentId")=(cmt_1_1_1_1) is not present in table "Comment".', True),
+        ('Key (email)=(someone@example.com) already exists.', False),
+        ('Key (lower(email))=(someone@example.com) already exists.', False),
+        ("Failing row contains (lbl_00000001_1, bug, #d3b374, usr_00000001, 2025-04-01, 2025-05-01, null).",
+         False),
+    ]),
+}
+
+
+@pytest.mark.parametrize("case", range(5))
+def test_a_restore_error_shows_a_key_only_when_it_is_made_of_ids(app, case):
+    table, details = DETAILS[app.name]
+    detail, shown = details[case]
+    diag = SimpleNamespace(message_detail=detail, table_name=table, column_name=None)
     assert (quarantine._detail(diag) == detail) is shown
     if not shown:
-        assert quarantine._detail(diag) == "a row of ChatMessage; its values are not shown"
+        assert quarantine._detail(diag) == f"a row of {table}; its values are not shown"

@@ -1,6 +1,7 @@
 """Least privilege: 00_preflight's gate names every privilege the run will need, before any
 write, as the GRANT statements that give it; with exactly those granted the whole runbook passes
-as a role that is neither superuser nor allowed to create anything by default."""
+as a role that is neither superuser nor allowed to create anything by default. Each test once per
+app (Data Hub, and the projects app of tests/apps/projects/), but those marked DATAHUB_ONLY."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from conftest import TENANT, column_states, notebook_text, query, run_runbook, stage_lines
+from conftest import DATAHUB_ONLY, column_states, notebook_text, query, run_runbook, stage_lines
 from test_online import PRISMA_TABLE
 
-from tenancy_runbook import db, demo
+from tenancy_runbook import db
 
 
 def as_role(url: str, role: str) -> str:
@@ -22,6 +23,12 @@ def as_role(url: str, role: str) -> str:
 
 def dbname(url: str) -> str:
     return urlsplit(url).path.lstrip("/")
+
+
+def run_as(app, url: str, run_dir, *args, runbook: str = "runbooks/datahub-tenancy.yaml"):
+    """run_runbook with the app's counterpart of a Data Hub runbook named: url logs in as another
+    role (or names a schema), which conftest does not know the app of."""
+    return run_runbook(url, run_dir, *args, runbook=app.runbooks.get(runbook, runbook))
 
 
 def statements(stdout: str) -> list[str]:
@@ -59,31 +66,33 @@ def lock_down(url: str, role: str, *, schema: str = "public") -> None:
         query(url, f"GRANT USAGE ON SCHEMA {schema} TO {role}")
 
 
-def nothing_written(url: str, *, prisma: str | None = None) -> None:
+def nothing_written(url: str, app, *, prisma: str | None = None) -> None:
     assert query(url, """SELECT count(*) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-                         WHERE a.attname = 'workspaceId' AND c.relname = ANY(%s)""", [list(TENANT)]) == [(0,)]
+                         WHERE a.attname = 'workspaceId' AND c.relname = ANY(%s)""", [list(app.tables)]) == [(0,)]
     assert query(url, """SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                          WHERE n.nspname = 'tenancy_runbook'""") == [(0,)]
     assert query(url, """SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                         WHERE n.nspname IN ('tenancy_runbook', 'datahub_quarantine')""") == [(0,)]
+                         WHERE n.nspname IN ('tenancy_runbook', %s)""", [app.quarantine]) == [(0,)]
     if prisma:
         assert query(url, f'SELECT count(*) FROM {prisma}."_prisma_migrations"') == [(0,)]
 
 
-def test_a_table_owner_without_create_rights_gets_the_grants_then_the_run_passes(datahub, roles, tmp_path):
-    url = datahub()
+# Data Hub only: a whole run as the runner (about 30 s a backend for projects)
+@DATAHUB_ONLY
+def test_a_table_owner_without_create_rights_gets_the_grants_then_the_run_passes(app, seeded, roles, tmp_path):
+    url = seeded()
     runner = roles("runner", url)
-    for table in TENANT:
+    for table in app.tables:
         query(url, f'ALTER TABLE "{table}" OWNER TO {runner}')
     lock_down(url, runner)
     as_runner = as_role(url, runner)
 
-    refused = run_runbook(as_runner, tmp_path / "refused")
+    refused = run_as(app, as_runner, tmp_path / "refused")
     output = refused.stdout + refused.stderr
     assert refused.returncode == 1, output
     assert stage_lines(refused.stdout) == {"00_preflight": "gate failed"}, output
     assert "Traceback" not in output
-    nothing_written(url)
+    nothing_written(url, app)
     assert query(url, "SELECT to_regnamespace('tenancy_runbook') IS NULL") == [(True,)]
     db = dbname(url)
     assert statements(refused.stdout) == [
@@ -97,7 +106,7 @@ def test_a_table_owner_without_create_rights_gets_the_grants_then_the_run_passes
 
     for statement in statements(refused.stdout):
         query(url, statement)
-    passed = run_runbook(as_runner, tmp_path / "passed")
+    passed = run_as(app, as_runner, tmp_path / "passed")
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert set(stage_lines(passed.stdout).values()) == {"ok"}
     assert set(column_states(url).values()) == {"NO"}
@@ -105,51 +114,61 @@ def test_a_table_owner_without_create_rights_gets_the_grants_then_the_run_passes
     assert f"Privileges: {runner} holds every one the run needs" in preflight
 
 
-def test_a_role_that_does_not_own_the_tables_is_told_whose_role_to_join(datahub, roles, tmp_path):
-    """Connection and MetricDaily belong to an owner role: joining it gives ownership. Insight
-    and ChatMessage belong to the superuser: joining that role would make the runner a superuser,
-    so the gate hands the tables over instead."""
-    url = datahub()
+def test_a_role_that_does_not_own_the_tables_is_told_whose_role_to_join(app, seeded, roles, tmp_path):
+    """The first two tables (Data Hub: Connection and MetricDaily) belong to an owner role: joining
+    it gives ownership. The others belong to the superuser: joining that role would make the runner
+    a superuser, so the gate hands the tables over instead."""
+    url = seeded()
     owner = roles("owner", url, login=False)
     runner = roles("runner", url)
-    for table in ("Connection", "MetricDaily"):
+    owned, others = app.tables[:2], app.tables[2:]
+    for table in owned:
         query(url, f'ALTER TABLE "{table}" OWNER TO {owner}')
     lock_down(url, runner)
 
-    refused = run_runbook(as_role(url, runner), tmp_path / "refused", "--to", "00_preflight")
+    refused = run_as(app, as_role(url, runner), tmp_path / "refused", "--to", "00_preflight")
     assert refused.returncode == 1, refused.stdout + refused.stderr
     printed = statements(refused.stdout)
-    assert printed[:3] == [f"GRANT {owner} TO {runner};",
-                           f'ALTER TABLE public."Insight" OWNER TO {runner};',
-                           f'ALTER TABLE public."ChatMessage" OWNER TO {runner};'], refused.stdout
-    assert f"owner ({owner}) of table public.\"Connection\"" in refused.stdout
-    nothing_written(url)
+    assert printed[:1 + len(others)] == [f"GRANT {owner} TO {runner};",
+                                         *(f'ALTER TABLE public."{t}" OWNER TO {runner};' for t in others)], \
+        refused.stdout
+    assert f"owner ({owner}) of table public.\"{owned[0]}\"" in refused.stdout
+    nothing_written(url, app)
 
     for statement in printed:
         query(url, statement)
-    passed = run_runbook(as_role(url, runner), tmp_path / "passed", "--to", "00_preflight")
+    passed = run_as(app, as_role(url, runner), tmp_path / "passed", "--to", "00_preflight")
     assert passed.returncode == 0, passed.stdout + passed.stderr
 
 
-def test_schemas_an_administrator_created_need_no_create_on_the_database(database, roles, tmp_path):
+# app -> a small seed with rows to quarantine (an orphan)
+IN_SCHEMA_APP = {
+    "datahub": dict(users=6, connections_per_user=2, metric_days=2, metrics_per_day=1, insights_per_user=2,
+                    messages_per_user=2, users_without_default=1, shared_pairs=1, orphans=1),
+    "projects": dict(users=6, users_without_default=1, shared_pairs=1, orphans=1, projects_per_user=1,
+                     tasks_per_project=2, comments_per_task=1, attachments_per_user=2, labels_per_user=2),
+}
+
+
+# Data Hub only: a whole run in three parts and the finish (about 35 s a backend for projects)
+@DATAHUB_ONLY
+def test_schemas_an_administrator_created_need_no_create_on_the_database(app, database, roles, tmp_path):
     """The app in schema app (?schema=app), Prisma's migration table there, tenancy_runbook and
-    datahub_quarantine created beforehand by the administrator, rows to quarantine: the gate asks
-    for USAGE and CREATE on those schemas, never for CREATE on the database."""
+    the quarantine schema created beforehand by the administrator, rows to quarantine: the gate
+    asks for USAGE and CREATE on those schemas, never for CREATE on the database."""
     query(database, "CREATE SCHEMA app")
-    app = database + ("&" if "?" in database else "?") + "schema=app"
-    demo.load_schema(app)
-    demo.seed(app, users=6, connections_per_user=2, metric_days=2, metrics_per_day=1, insights_per_user=2,
-              messages_per_user=2, users_without_default=1, shared_pairs=1, orphans=1)
-    query(db.conninfo(app), PRISMA_TABLE)       # in schema app, as Prisma puts it there
+    app_url = database + ("&" if "?" in database else "?") + "schema=app"
+    app.seed(db.conninfo(app_url), **IN_SCHEMA_APP[app.name])
+    query(db.conninfo(app_url), PRISMA_TABLE)       # in schema app, as Prisma puts it there
     query(database, "CREATE SCHEMA tenancy_runbook")
-    query(database, "CREATE SCHEMA datahub_quarantine")
+    query(database, f"CREATE SCHEMA {app.quarantine}")
     runner = roles("runner", database)
-    for table in TENANT:
+    for table in app.tables:
         query(database, f'ALTER TABLE app."{table}" OWNER TO {runner}')
     lock_down(database, runner, schema="app")
-    as_runner = as_role(app, runner)
+    as_runner = as_role(app_url, runner)
 
-    refused = run_runbook(as_runner, tmp_path / "refused", "-p", "on_orphan", "quarantine")
+    refused = run_as(app, as_runner, tmp_path / "refused", "-p", "on_orphan", "quarantine")
     assert refused.returncode == 1, refused.stdout + refused.stderr
     assert stage_lines(refused.stdout) == {"00_preflight": "gate failed"}
     printed = statements(refused.stdout)
@@ -159,8 +178,8 @@ def test_schemas_an_administrator_created_need_no_create_on_the_database(databas
         f'GRANT SELECT ON TABLE app."WorkspaceMember" TO {runner};',
         f'GRANT SELECT ON TABLE app."Workspace" TO {runner};',
         f'GRANT REFERENCES ON TABLE app."Workspace" TO {runner};',
-        f"GRANT USAGE ON SCHEMA datahub_quarantine TO {runner};",
-        f"GRANT CREATE ON SCHEMA datahub_quarantine TO {runner};",
+        f"GRANT USAGE ON SCHEMA {app.quarantine} TO {runner};",
+        f"GRANT CREATE ON SCHEMA {app.quarantine} TO {runner};",
         f"GRANT USAGE ON SCHEMA tenancy_runbook TO {runner};",
         f"GRANT CREATE ON SCHEMA tenancy_runbook TO {runner};",
         f'GRANT SELECT ON TABLE app._prisma_migrations TO {runner};',
@@ -168,34 +187,33 @@ def test_schemas_an_administrator_created_need_no_create_on_the_database(databas
         f'GRANT UPDATE ON TABLE app._prisma_migrations TO {runner};',
     ], refused.stdout
     assert query(database, f"SELECT has_database_privilege('{runner}', current_database(), 'CREATE')") == [(False,)]
-    nothing_written(database, prisma="app")
+    nothing_written(database, app, prisma="app")
 
     for statement in printed:
         query(database, statement)
-    first = run_runbook(as_runner, tmp_path / "first", "-p", "on_orphan", "quarantine", "--to", "20_backfill")
+    first = run_as(app, as_runner, tmp_path / "first", "-p", "on_orphan", "quarantine", "--to", "20_backfill")
     assert first.returncode == 0, first.stdout + first.stderr
     # an application server of the old version, logged in as a role of its own, writes a row
     # without a workspaceId: the guard places it (it needs nothing in schema tenancy_runbook)
     app_role = roles("app", database)
     query(database, f'GRANT CONNECT ON DATABASE "{dbname(database)}" TO {app_role}')
     query(database, f'GRANT USAGE ON SCHEMA app TO {app_role}')
-    query(database, f'GRANT INSERT ON app."ChatMessage" TO {app_role}')
+    query(database, f'GRANT INSERT ON app."{app.user_table}" TO {app_role}')
     user, workspace = query(database, """SELECT id, "defaultWorkspaceId" FROM app."User"
                                          WHERE "defaultWorkspaceId" IS NOT NULL ORDER BY id LIMIT 1""")[0]
-    query(as_role(database, app_role), """INSERT INTO app."ChatMessage" (id, "userId", role, content)
-                                          VALUES ('from_the_app', %s, 'user', 'hi')""", [user])
-    placed = query(database, """SELECT "workspaceId" FROM app."ChatMessage" WHERE id = 'from_the_app'""")
+    app.write_user_row(db.conninfo(as_role(app_url, app_role)), "from_the_app", user)
+    placed = query(database, """SELECT "workspaceId" FROM app.{t} WHERE id = 'from_the_app'""", t=app.user_table)
     assert placed == [(workspace,)]
-    rest = run_runbook(as_runner, tmp_path / "rest", "--from", "30_check_backfill")
+    rest = run_as(app, as_runner, tmp_path / "rest", "--from", "30_check_backfill")
     assert rest.returncode == 0, rest.stdout + rest.stderr
     # the old version is gone (its row was placed seconds ago; 30-50 took longer than 1s): finish
-    finish = run_runbook(as_runner, tmp_path / "finish", "-p", "quiet_period", "1s", runbook="runbooks/finish.yaml")
+    finish = run_as(app, as_runner, tmp_path / "finish", "-p", "quiet_period", "1s", runbook="runbooks/finish.yaml")
     assert finish.returncode == 0, finish.stdout + finish.stderr
     runs = [stage_lines(r.stdout) for r in (first, rest, finish)]
     assert {status for lines in runs for status in lines.values()} == {"ok"}
     assert sum(len(lines) for lines in runs) == 7
     assert query(database, 'SELECT count(*) FROM app."_prisma_migrations" WHERE finished_at IS NOT NULL') == [(2,)]
-    assert query(database, 'SELECT count(*) > 0 FROM datahub_quarantine."Connection"') == [(True,)]
+    assert query(database, "SELECT count(*) > 0 FROM {q}.{t}", q=app.quarantine, t=app.tables[0]) == [(True,)]
     # 60_remove_guard took its functions and counts away and left the administrator's schema in place
     assert query(database, """SELECT count(*) FROM pg_proc
                               WHERE pronamespace = 'tenancy_runbook'::regnamespace""") == [(0,)]
