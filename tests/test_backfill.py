@@ -1,10 +1,11 @@
 """The backfill's two passes, each on its own, and the plans that keep a batch from scanning the
-whole table (the cost of one batch must not grow with the table)."""
+whole table (the cost of one batch must not grow with the table): each test once per app (Data
+Hub, and the projects app of tests/apps/projects/), each by its spec."""
 
 from __future__ import annotations
 
 import pytest
-from conftest import TENANT, actual_workspaces, expected_workspaces, run_runbook
+from conftest import actual_workspaces, expected_workspaces, run_runbook
 from psycopg import sql
 
 from tenancy_runbook import checks, db, placement, spec
@@ -15,9 +16,9 @@ POLICY = backfill.BatchPolicy(batch_size=7, min_batch_size=5, max_batch_size=9) 
 
 
 @pytest.fixture
-def migrated(datahub):
+def migrated(app, seeded):
     """Columns added and the guard installed, nothing backfilled yet."""
-    url = datahub(metric_days=12, users_without_default=3, orphans=1, ambiguous=1)
+    url = seeded(**app.rows(576), users_without_default=3, orphans=1, ambiguous=1)
     with db.connect(url) as conn:     # (the runbook's preflight would stop at the orphans)
         add_workspace_columns.apply(conn, RetryPolicy(), "test", DDLLog())
         backfill.install_guard(conn, RetryPolicy(), DDLLog())
@@ -25,9 +26,9 @@ def migrated(datahub):
 
 
 @pytest.mark.parametrize("kind, workers", [("pages", 1), ("keyset", 1), ("pages", 2), ("keyset", 2)])
-def test_each_pass_alone_places_every_row_by_the_rule(migrated, kind, workers):
+def test_each_pass_alone_places_every_row_by_the_rule(app, migrated, kind, workers):
     expected = expected_workspaces(migrated)
-    assert any(ws is None for ws in expected["MetricDaily"].values()), "the seed must have unplaceable rows"
+    assert any(ws is None for ws in expected[app.big].values()), "the seed must have unplaceable rows"
     batches = []
     policy = backfill.BatchPolicy(batch_size=7, min_batch_size=5, max_batch_size=9, workers=workers)
     with db.connect(migrated) as conn:
@@ -39,11 +40,11 @@ def test_each_pass_alone_places_every_row_by_the_rule(migrated, kind, workers):
                 backfill._keyset_pass(conn, table, keyset, policy, batches, [])
     assert actual_workspaces(migrated) == expected
     assert {b["pass"] for b in batches} == {kind}
-    per_table = {t: sum(1 for b in batches if b["table"] == t) for t in TENANT}
-    assert per_table["MetricDaily"] > 1 and min(per_table.values()) >= 1, per_table   # small tables: 1 page
+    per_table = {t: sum(1 for b in batches if b["table"] == t) for t in app.tables}
+    assert per_table[app.big] > 1 and min(per_table.values()) >= 1, per_table   # small tables: 1 page
 
 
-def test_the_runbook_uses_the_page_pass_and_the_keyset_pass_only_for_what_is_left(migrated):
+def test_the_runbook_uses_the_page_pass_and_the_keyset_pass_only_for_what_is_left(app, migrated):
     with db.connect(migrated) as conn:
         totals, frame = backfill.run(conn, POLICY, progress=False)
     assert actual_workspaces(migrated) == expected_workspaces(migrated)
@@ -52,7 +53,7 @@ def test_the_runbook_uses_the_page_pass_and_the_keyset_pass_only_for_what_is_lef
     # the second pass only ever sees the rows the rule cannot place
     assert keyset == {t: n for t, n in unplaceable.items() if n}, (keyset, unplaceable)
     assert frame[frame["pass"] == "keyset"]["updated"].sum() == 0
-    assert set(frame[frame["pass"] == "pages"]["table"]) == set(TENANT)
+    assert set(frame[frame["pass"] == "pages"]["table"]) == set(app.tables)
 
 
 def plan(conn, statement: sql.Composable, params: dict) -> str:
@@ -60,22 +61,33 @@ def plan(conn, statement: sql.Composable, params: dict) -> str:
     return "\n".join(row["QUERY PLAN"] for row in conn.execute(query, params))
 
 
-@pytest.mark.parametrize("table", ["MetricDaily", "ChatMessage"])
-def test_no_batch_reads_the_whole_table(datahub, tmp_path, table):
+# app -> (its table placed through a parent row, one placed through its user), and seed options
+# that give them 72,000 and 36,000 rows (the projects app's Label cannot grow so, a user has at most
+# 4 labels: its Project, placed through its owner, stands in)
+PLANNED = {"datahub": (("MetricDaily", "ChatMessage"), dict(metric_days=1500, messages_per_user=3000)),
+           "projects": (("Comment", "Project"), dict(projects_per_user=3000, tasks_per_project=1,
+                                                     comments_per_task=2))}
+
+
+def test_no_batch_reads_the_whole_table(app, seeded, tmp_path):
     """On tables of some size, with fresh statistics, as the planner sees them in production."""
-    url = datahub(metric_days=1500, messages_per_user=3000)         # 72,000 and 36,000 rows
+    tables, options = PLANNED[app.name]
+    url = seeded(**options)
     assert run_runbook(url, tmp_path / "run", "--to", "10_add_workspace_columns").returncode == 0
-    _, pages, keyset, _ = next(step for step in placement.steps() if step.table == table)
+    plans = {}
     with db.connect(url) as conn:
         backfill.install_guard(conn, RetryPolicy(), DDLLog())
-        db.execute(conn, "backfill/analyze", table=table)
-        by_pages = plan(conn, pages, {"lo": "(10,0)", "hi": "(60,0)"})
-        by_key = plan(conn, keyset, {"after": "", "size": 5000, "upto": None})
-        in_range = plan(conn, keyset, {"after": "", "size": 5000, "upto": "z"})   # several workers
-    seq_scan = f'Seq Scan on "{table}"'
-    assert seq_scan not in by_pages and "Tid Range Scan" in by_pages, by_pages
-    assert seq_scan not in by_key and f'{table}_pkey' in by_key, by_key
-    assert seq_scan not in in_range and f'{table}_pkey' in in_range, in_range
+        for table in tables:
+            _, pages, keyset, _ = next(step for step in placement.steps() if step.table == table)
+            db.execute(conn, "backfill/analyze", table=table)
+            plans[table] = (plan(conn, pages, {"lo": "(10,0)", "hi": "(60,0)"}),
+                            plan(conn, keyset, {"after": "", "size": 5000, "upto": None}),
+                            plan(conn, keyset, {"after": "", "size": 5000, "upto": "z"}))   # several workers
+    for table, (by_pages, by_key, in_range) in plans.items():
+        seq_scan = f'Seq Scan on "{table}"'
+        assert seq_scan not in by_pages and "Tid Range Scan" in by_pages, by_pages
+        assert seq_scan not in by_key and f'{table}_pkey' in by_key, by_key
+        assert seq_scan not in in_range and f'{table}_pkey' in in_range, in_range
 
 
 def test_the_guards_function_agrees_with_the_rule_for_every_user(migrated):
@@ -91,12 +103,12 @@ def test_the_guards_function_agrees_with_the_rule_for_every_user(migrated):
     assert None in rule.values() and len(set(rule.values())) > 3    # orphans, and many workspaces
 
 
-def test_two_workers_take_disjoint_page_ranges_and_place_every_row(migrated):
+def test_two_workers_take_disjoint_page_ranges_and_place_every_row(app, migrated):
     """backfill_workers 2: two connections, each batch its own range of pages; together they
     cover every page once (the batches that committed), and the result is the rule's."""
     policy = backfill.BatchPolicy(batch_size=7, min_batch_size=5, max_batch_size=9, workers=2)
     with db.connect(migrated) as conn:
-        ends = {t: int(db.one(conn, "backfill/extent", {"table": t})["pages"]) for t in TENANT}
+        ends = {t: int(db.one(conn, "backfill/extent", {"table": t})["pages"]) for t in app.tables}
         totals, frame = backfill.run(conn, policy, progress=False)
     assert actual_workspaces(migrated) == expected_workspaces(migrated)
     pages = frame[(frame["pass"] == "pages") & frame["error"].isna()]
@@ -119,50 +131,65 @@ def test_a_worker_that_fails_stops_the_others_and_the_error_is_raised(migrated, 
     assert 1 <= len(calls) <= 2, "no batch starts after the first error"
 
 
-LATE_ORPHAN = """
+# app -> (a user without a workspace, their rows down to one of the big table, which the guard
+#   cannot place; the big table's parent, which is then given a workspace, and that parent row)
+LATE_ORPHAN = {
+    "datahub": ("""
 INSERT INTO "User" ("id", "email") VALUES ('late_user', 'late@example.invalid');
 INSERT INTO "Connection" ("id", "userId", "provider", "status", "updatedAt")
 VALUES ('late_conn', 'late_user', 'late_provider', 'active', now());
 INSERT INTO "MetricDaily" ("id", "connectionId", "date", "metric", "value")
-VALUES ('late_metric', 'late_conn', DATE '2025-01-01', 'late', 1);
-"""
+VALUES ('late_big', 'late_conn', DATE '2025-01-01', 'late', 1);
+""", "Connection", "late_conn"),
+    "projects": ("""
+INSERT INTO "User" ("id", "email") VALUES ('late_user', 'late@example.invalid');
+INSERT INTO "Project" ("id", "ownerId", "name", "updatedAt") VALUES ('late_prj', 'late_user', 'late', now());
+INSERT INTO "Task" ("id", "projectId", "title", "updatedAt") VALUES ('late_tsk', 'late_prj', 'late', now());
+INSERT INTO "Comment" ("id", "taskId", "authorId", "body", "updatedAt")
+VALUES ('late_big', 'late_tsk', 'late_user', 'late', now());
+""", "Task", "late_tsk"),
+}
 
 
-def test_a_row_the_guard_could_not_place_during_the_pass_is_looked_for_again(datahub, monkeypatch):
+def test_a_row_the_guard_could_not_place_during_the_pass_is_looked_for_again(app, seeded, monkeypatch):
     """The first pass knows from its own counts that it left nothing on its pages (no second
     count of the whole table). A row written meanwhile that the guard could not place (here:
     after every page was walked, by a user without a workspace, who then got one) is NULL with
     no batch having seen it: the guard's count of unplaced rows sends the backfill looking."""
-    url = datahub(metric_days=12, users_without_default=3, orphans=0, ambiguous=0)
+    url = seeded(**app.rows(576), users_without_default=3, orphans=0, ambiguous=0)
+    late_rows, parent, parent_id = LATE_ORPHAN[app.name]
+    tables = spec.active().table_names
     with db.connect(url) as conn:
         add_workspace_columns.apply(conn, RetryPolicy(), "test", DDLLog())
         backfill.install_guard(conn, RetryPolicy(), DDLLog())
-        backfill.backfill_table(conn, "Connection", POLICY, [], progress=False)
+        for table in tables[:tables.index(app.big)]:         # the big table's ancestors, done
+            backfill.backfill_table(conn, table, POLICY, [], progress=False)
     page_pass = backfill._page_pass
 
     def then_a_late_orphan(*args, **kwargs):
         done = page_pass(*args, **kwargs)
         with db.connect(url) as side:
-            side.execute(LATE_ORPHAN)
+            side.execute(late_rows)
             side.commit()
-            placed = side.execute('SELECT "workspaceId" FROM "MetricDaily" WHERE "id" = %s', ("late_metric",)).fetchone()
-            assert placed == {"workspaceId": None}, "the guard cannot place it: its connection has no workspace"
-            side.execute('UPDATE "Connection" SET "workspaceId" = (SELECT min("id") FROM "Workspace") '
-                         'WHERE "id" = %s', ("late_conn",))
+            placed = side.execute(sql.SQL('SELECT "workspaceId" FROM {} WHERE "id" = %s').format(
+                sql.Identifier(app.big)), ("late_big",)).fetchone()
+            assert placed == {"workspaceId": None}, "the guard cannot place it: its parent has no workspace"
+            side.execute(sql.SQL('UPDATE {} SET "workspaceId" = (SELECT min("id") FROM "Workspace") '
+                                 'WHERE "id" = %s').format(sql.Identifier(parent)), (parent_id,))
             side.commit()
         return done
 
     monkeypatch.setattr(backfill, "_page_pass", then_a_late_orphan)
     batches = []
     with db.connect(url) as conn:
-        backfill.backfill_table(conn, "MetricDaily", POLICY, batches, progress=False)
-        nulls = int(checks.null_count(conn, "MetricDaily")["nulls"])
+        backfill.backfill_table(conn, app.big, POLICY, batches, progress=False)
+        nulls = int(checks.null_count(conn, app.big)["nulls"])
     assert nulls == 0, "the late row must be placed by the second pass"
     assert [b["scanned"] for b in batches if b["pass"] == "keyset"] == [1]
 
 
-def test_the_second_pass_is_skipped_when_the_first_left_nothing(datahub):
-    url = datahub(metric_days=12, users_without_default=3, orphans=0, ambiguous=0)
+def test_the_second_pass_is_skipped_when_the_first_left_nothing(app, seeded):
+    url = seeded(**app.rows(576), users_without_default=3, orphans=0, ambiguous=0)
     batches = []
     with db.connect(url) as conn:
         add_workspace_columns.apply(conn, RetryPolicy(), "test", DDLLog())

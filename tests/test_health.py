@@ -1,5 +1,8 @@
 """The backfill yields to database health: a real streaming replica whose replay is paused, real
-autovacuum workers (regular and anti-wraparound), and a role that cannot see either."""
+autovacuum workers (regular and anti-wraparound), and a role that cannot see either. The readings
+are the server's, on a database of no app (a table of their own): no spec is involved. The
+preflight's list of privileges follows the spec: that test runs once per app (Data Hub, and the
+projects app of tests/apps/projects/)."""
 
 from __future__ import annotations
 
@@ -282,8 +285,8 @@ def test_a_manual_vacuum_is_not_autovacuum_unless_its_owner_is_hidden(database, 
     assert ended == ["canceled"], "the VACUUM ended before it was looked at: make it slower"
 
 
-def test_preflight_lists_pg_monitor_while_standbys_stream(datahub, replica, roles):  # noqa: F811
-    url = datahub()
+def test_preflight_lists_pg_monitor_while_standbys_stream(seeded, replica, roles):  # noqa: F811
+    url = seeded()
     role = roles("health", url)
     with db.connect(as_role(url, role), read_only=True) as conn:
         note = preflight.optional_note(preflight.privileges(conn))

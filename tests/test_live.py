@@ -1,5 +1,6 @@
 """The live phase (issue 10): the backfill yields to a standby that falls behind, on a real
-streaming replica (pg_basebackup -R from the test server's own binaries)."""
+streaming replica (pg_basebackup -R from the test server's own binaries). Each test once per
+app (Data Hub, and the projects app of tests/apps/projects/)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from tenancy_runbook.errors import GateFailed
 from tenancy_runbook.locks import DDLLog, RetryPolicy
 from tenancy_runbook.stages import add_workspace_columns, backfill
 
-LIMIT = 256 * 1024      # bytes: a few batches of MetricDaily write more WAL than this
+LIMIT = 256 * 1024      # bytes: a few batches of the big table (MetricDaily, Comment) write more WAL than this
 
 
 def migrated(url: str) -> str:
@@ -33,8 +34,8 @@ def wait_for(condition, what: str, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-def test_the_backfill_stops_while_a_standby_falls_behind_and_finishes_once_it_catches_up(datahub, replica):
-    url = migrated(datahub(metric_days=300))               # 14,400 MetricDaily rows
+def test_the_backfill_stops_while_a_standby_falls_behind_and_finishes_once_it_catches_up(app, seeded, replica):
+    url = migrated(seeded(**app.rows(14_400)))            # 14,400 rows in its big table
     expected = expected_workspaces(url)
     # batches a moment apart, so that the health (read at most once a second) is read mid-table
     policy = backfill.BatchPolicy(batch_size=500, min_batch_size=100, max_batch_size=1000, pause_ms=150,
@@ -75,8 +76,8 @@ def test_the_backfill_stops_while_a_standby_falls_behind_and_finishes_once_it_ca
     assert steer.facts()["throttled_s"] >= 2.0
 
 
-def test_a_standby_behind_for_longer_than_max_throttle_wait_stops_the_backfill_clearly(datahub, replica):
-    url = migrated(datahub(metric_days=300))
+def test_a_standby_behind_for_longer_than_max_throttle_wait_stops_the_backfill_clearly(app, seeded, replica):
+    url = migrated(seeded(**app.rows(14_400)))
     policy = backfill.BatchPolicy(batch_size=500, min_batch_size=100, max_batch_size=1000, pause_ms=150,
                                   limits=health.Limits(max_replica_lag=LIMIT, max_wait_s=1.5))
     replica.pause()

@@ -1,5 +1,8 @@
 """Stopping a run: SIGTERM and SIGINT mid-backfill stop it within seconds, cleanly, with
-nothing of it left running; a lost connection says to run again. Each time, a re-run converges."""
+nothing of it left running; a lost connection says to run again. Each time, a re-run converges.
+On Data Hub only: how a run stops is the runner's and the kernel's, the same for any spec, and
+each case runs notebooks three times; a run of the projects app killed mid-backfill and resumed
+is tests/test_resume.py's."""
 
 from __future__ import annotations
 
@@ -75,6 +78,7 @@ def prepared(datahub, tmp_path) -> str:
 @pytest.mark.parametrize("signum, twice", [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGINT, True)],
                          ids=["SIGTERM", "SIGINT", "SIGINT twice"])
 def test_a_signal_stops_the_run_cleanly_and_a_rerun_converges(datahub, tmp_path, signum, twice):
+    # on Data Hub only: the signal's handling is the runner's, whatever the spec (module docstring)
     url = prepared(datahub, tmp_path)
     run_dir = tmp_path / f"stopped-{signum.name}"
     proc = start_run(url, run_dir, "--from", "20_backfill", *SLOW_BATCHES)
@@ -120,6 +124,7 @@ def test_a_signal_stops_the_run_cleanly_and_a_rerun_converges(datahub, tmp_path,
 
 
 def test_a_lost_connection_says_to_run_again_and_a_rerun_converges(datahub, tmp_path):
+    # on Data Hub only: the message is the runner's, whatever the spec (module docstring)
     url = prepared(datahub, tmp_path)
     run_dir = tmp_path / "terminated"
     proc = start_run(url, run_dir, "--from", "20_backfill", *SLOW_BATCHES)
