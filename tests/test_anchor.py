@@ -1,6 +1,8 @@
 """Evidence an auditor accepts without trusting the operator: the newest run anchored (an SSH
 signature, or the manifest's sha256 from the change ticket), pages that stand alone and an
-index, one chain per database, JUnit XML and the CI context for release pipelines."""
+index, one chain per database, JUnit XML and the CI context for release pipelines. The pages and
+the JUnit report of a run are checked once per app (Data Hub, the projects app), each by its
+spec; signatures, digests, chains and the CI context read no spec and are checked on Data Hub."""
 
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ def new_key(path, principal: str):
 
 @needs_ssh_keygen
 def test_a_signed_run_verifies_and_any_edit_or_foreign_key_fails(datahub, tmp_path):
+    # on Data Hub only: a signature covers the manifest's bytes, whatever the spec
     url = datahub()
     key, allowed_line = new_key(tmp_path / "release_key", "release@ci")
     other, other_line = new_key(tmp_path / "other_key", "someone@laptop")
@@ -70,6 +73,7 @@ def test_a_signed_run_verifies_and_any_edit_or_foreign_key_fails(datahub, tmp_pa
 
 
 def test_the_run_prints_the_manifests_sha256_last_and_verify_checks_it(datahub, tmp_path):
+    # on Data Hub only: the digest is of the manifest's bytes, whatever the spec
     url = datahub()
     run_dir = tmp_path / "outputs" / "run1"
     done = run_runbook(url, run_dir, "--to", "00_preflight")
@@ -89,8 +93,8 @@ def test_the_run_prints_the_manifests_sha256_last_and_verify_checks_it(datahub, 
     assert cli("verify", run_dir, "--expect-sha256", digest).returncode == 1
 
 
-def test_each_page_stands_alone_and_the_index_links_every_stage(datahub, tmp_path):
-    url = datahub()
+def test_each_page_stands_alone_and_the_index_links_every_stage(app, seeded, tmp_path):
+    url = seeded()
     run_dir = tmp_path / "outputs" / "20990101T000000Z-aaaaaa"
     assert run_runbook(url, run_dir, "--to", "20_backfill").returncode == 0
     m = manifest(run_dir)
@@ -119,6 +123,7 @@ def test_each_page_stands_alone_and_the_index_links_every_stage(datahub, tmp_pat
 
 
 def test_two_databases_in_one_outputs_folder_form_two_chains(datahub, server_url, tmp_path):
+    # on Data Hub only: a chain follows the database a run was of, not its spec
     first_db = datahub()
     name = f"trb_{uuid.uuid4().hex[:12]}"
     second_db = demo.create_database(server_url, name)
@@ -152,8 +157,8 @@ def two_chains(first_db, second_db, tmp_path):
     assert cli("verify", b1).returncode == 0
 
 
-def test_junit_xml_has_a_testcase_per_stage_and_gate_and_the_failure(datahub, tmp_path):
-    url = datahub(shared_pairs=3, collisions=1)
+def test_junit_xml_has_a_testcase_per_stage_and_gate_and_the_failure(app, seeded, tmp_path):
+    url = seeded(shared_pairs=3, collisions=1)
     report = tmp_path / "reports" / "runbook.xml"
     done = run_runbook(url, tmp_path / "run", "--junit-xml", report)
     assert done.returncode == 1
@@ -172,6 +177,7 @@ def test_junit_xml_has_a_testcase_per_stage_and_gate_and_the_failure(datahub, tm
 
 
 def test_the_manifest_records_the_ci_context(datahub, tmp_path):
+    # on Data Hub only: the CI context comes from the environment, not the spec
     url = datahub()
     env = {"GITHUB_ACTIONS": "true", "GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "acme/datahub",
            "GITHUB_RUN_ID": "4242", "GITHUB_JOB": "migrate", "GITHUB_SHA": "abc123", "GITHUB_ACTOR": "release-bot"}

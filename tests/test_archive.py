@@ -1,4 +1,6 @@
-"""The run archive: a manifest that names everything, hashes that catch any change, a chain."""
+"""The run archive: a manifest that names everything, hashes that catch any change, a chain.
+The archive of a whole run, passed or failed, is checked once per app (Data Hub, the projects
+app), each by its spec; verify and the chain read no spec and are checked on Data Hub."""
 
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ def manifest(run_dir) -> dict:
     return json.loads((run_dir / "manifest.json").read_text())
 
 
-def test_a_run_leaves_notebooks_html_and_a_complete_manifest(datahub, tmp_path):
-    url = datahub()
+def test_a_run_leaves_notebooks_html_and_a_complete_manifest(app, seeded, tmp_path):
+    url = seeded()
     run_dir = tmp_path / "outputs" / "20990101T000000Z-aaaaaa"
     assert run_runbook(url, run_dir).returncode == 0
 
@@ -28,7 +30,7 @@ def test_a_run_leaves_notebooks_html_and_a_complete_manifest(datahub, tmp_path):
         assert not re.search(r'<(?:script|link|img|iframe)\b[^>]*(?:src|href)="https?://', html), \
             "the HTML loads nothing from the network: it opens offline"
     assert "data:image/png;base64," in (run_dir / "00_preflight.html").read_text()
-    assert m["run_id"] == run_dir.name and m["result"] == "passed"
+    assert m["run_id"] == run_dir.name and m["result"] == "passed" and m["spec"]["name"] == app.name
     assert m["runbook"]["sha256"] == hashlib.sha256(open(m["runbook"]["path"], "rb").read()).hexdigest()
     assert m["operator"]["user"] and m["operator"]["host"]
     assert re.fullmatch(r"[0-9a-f]{40}", m["suite"]["git_commit"] or "") or m["suite"]["git_commit"] is None
@@ -47,6 +49,7 @@ def test_a_run_leaves_notebooks_html_and_a_complete_manifest(datahub, tmp_path):
 
 
 def test_verify_names_every_changed_missing_or_added_file(datahub, tmp_path):
+    # on Data Hub only: verify compares the files with the manifest's hashes, whatever the spec
     url = datahub()
     run_dir = tmp_path / "run"
     assert run_runbook(url, run_dir, "--to", "00_preflight").returncode == 0
@@ -64,6 +67,7 @@ def test_verify_names_every_changed_missing_or_added_file(datahub, tmp_path):
 
 
 def test_runs_form_a_chain_that_verify_checks_both_ways(datahub, tmp_path):
+    # on Data Hub only: the chain links manifests of one database, whatever the spec
     url = datahub()
     outputs = tmp_path / "outputs"
     first, second = outputs / "20990101T000000Z-aaaaaa", outputs / "20990101T000001Z-bbbbbb"
@@ -82,8 +86,8 @@ def test_runs_form_a_chain_that_verify_checks_both_ways(datahub, tmp_path):
     assert f"manifest.json was changed after run {second.name} recorded it" in cli("verify", first).stdout
 
 
-def test_a_failed_run_is_archived_with_the_failing_cell(datahub, tmp_path):
-    url = datahub(shared_pairs=3, collisions=1)
+def test_a_failed_run_is_archived_with_the_failing_cell(app, seeded, tmp_path):
+    url = seeded(shared_pairs=3, collisions=1)
     run_dir = tmp_path / "run"
     assert run_runbook(url, run_dir).returncode == 1
 

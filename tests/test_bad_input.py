@@ -1,4 +1,6 @@
-"""Bad input: a clear message naming what is wrong and what to do, exit 2 or 1, no traceback."""
+"""Bad input: a clear message naming what is wrong and what to do, exit 2 or 1, no traceback.
+A database that is not the app's is refused once per app (Data Hub, the projects app); bad
+arguments, parameters and files are refused before any spec is read, on Data Hub."""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ import pytest
 from conftest import cli, column_states, run_runbook, schema_snapshot, snapshot
 
 from tenancy_runbook.cli import main
+
+TENANCY = "runbooks/datahub-tenancy.yaml"      # Data Hub's; App.runbooks maps it to the app's own
 
 
 def assert_clean_failure(result, code: int, *words: str):
@@ -28,10 +32,12 @@ def test_database_unreachable_and_password_not_shown(tmp_path):
     assert "Sup3rSecretPw" not in result.stdout + result.stderr
 
 
-def test_database_without_datahub_tables(database, tmp_path):
-    result = run_runbook(database, tmp_path / "run")
-    assert_clean_failure(result, 1, "00_preflight", "gate failed", "tables missing: Workspace, User",
-                         "Point DATABASE_URL at the Data Hub database")
+def test_database_without_the_apps_tables(app, database, tmp_path):
+    runbook = app.runbooks.get(TENANCY, TENANCY)
+    result = cli("run", runbook, "--run-dir", tmp_path / "run", url=database)     # an empty database
+    assert_clean_failure(result, 1, "00_preflight", "gate failed",
+                         f"Not a {app.title} database: tables missing: {', '.join(app.all_tables)}.",
+                         f"Point DATABASE_URL at the {app.title} database")
 
 
 @pytest.mark.parametrize("args, words", [
@@ -73,6 +79,7 @@ BAD_VALUES = [   # runbook, -p arguments, what the message names: the parameter,
 
 @pytest.mark.parametrize("book, args, words", BAD_VALUES, ids=[" ".join(args[1::3]) for _, args, _ in BAD_VALUES])
 def test_bad_parameter_value_exits_2_before_anything_runs(datahub, tmp_path, monkeypatch, capsys, book, args, words):
+    # on Data Hub only: values are checked before the runner connects or reads the spec's tables
     url = datahub()
     before = snapshot(url), schema_snapshot(url)
     result = run_runbook(url, tmp_path / "run", *args, runbook=f"runbooks/{book}.yaml")

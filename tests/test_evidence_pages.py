@@ -1,7 +1,9 @@
 """The evidence pages read at a glance (issue 11, part 3): charts without overlapping or cut-off
 labels, full value labels and integer batch axes; an empty result says "none found"; status
 lines in characters every font has. Charts are drawn with matplotlib's Agg backend and measured;
-the tables' rendering is that of a notebook executed by papermill and exported to HTML."""
+the tables' rendering is that of a notebook executed by papermill and exported to HTML. What a
+spec words (the status line, a real stage's page) is checked once per app (Data Hub, the projects
+app); the charts and tables are drawn from made-up frames, whatever the spec."""
 
 from __future__ import annotations
 
@@ -212,8 +214,8 @@ def renderable(text: str) -> list[str]:
     return bad
 
 
-def test_the_status_line_renders_without_an_emoji_font():
-    assert check_backfill.success() == "PASSED: All Data Hub workspaceId values are backfilled (no NULLs)."
+def test_the_status_line_renders_without_an_emoji_font(app):
+    assert check_backfill.success() == f"PASSED: All {app.title} workspaceId values are backfilled (no NULLs)."
     assert not renderable(check_backfill.success()), renderable(check_backfill.success())
     assert renderable("✅ done") == ["U+2705 WHITE HEAVY CHECK MARK"]       # the check itself
 
@@ -226,10 +228,11 @@ def test_no_printed_text_in_the_code_or_notebooks_needs_an_emoji_font():
 
 
 # --------------------------------------------------------------------------- a real stage's page
-def test_the_preflight_page_says_none_found_for_what_it_found_none_of(datahub, tmp_path):
-    """00_preflight on a database where the rule places every row and no two connections collide:
-    its tables of projected duplicates and of unplaceable users say so, in the notebook and its page."""
-    url = datahub(shared_pairs=0, users_without_default=0)
+def test_the_preflight_page_says_none_found_for_what_it_found_none_of(app, seeded, tmp_path):
+    """00_preflight on a database where the rule places every row and no two rows collide on the
+    unique key: its tables of projected duplicates and of unplaceable users say so, in the notebook
+    and its page."""
+    url = seeded(shared_pairs=0, users_without_default=0)
     notebooks = ROOT / "notebooks"
     out = tmp_path / "00_preflight.ipynb"
     result = subprocess.run([sys.executable, "-m", "papermill", str(notebooks / "00_preflight.ipynb"), str(out),

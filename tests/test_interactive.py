@@ -1,5 +1,7 @@
 """Writes outside the runner are explicit: a writing stage run alone (JupyterLab, plain papermill)
-is a dry run unless confirm=True, and a confirmed one is recorded in tenancy_runbook.interactive_writes."""
+is a dry run unless confirm=True, and a confirmed one is recorded in tenancy_runbook.interactive_writes.
+Each test of a stage runs once per app (Data Hub, the projects app), each by its spec; the record's
+own mechanics are the same for every spec and are tested on Data Hub."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
-from conftest import TENANT, column_states, notebook_text, query, run_runbook, schema_snapshot, snapshot
+from conftest import column_states, notebook_text, query, run_runbook, schema_snapshot, snapshot
 
 from tenancy_runbook import archive, db, interactive, runlock
 from tenancy_runbook.errors import RunbookError
@@ -24,6 +26,12 @@ from tenancy_runbook.stages import add_workspace_columns
 
 STAGE = "10_add_workspace_columns"
 DRY_RUN = f"Dry run: {STAGE} run outside the runner changes nothing unless confirm=True."
+# app -> the table and the name of its tenant-scoped unique index (built CONCURRENTLY), a foreign
+# key migration 1's plan lists, and a table whose SET NOT NULL 40's plan shows
+UNIQUE = {"datahub": ("Connection", "Connection_workspaceId_provider_key"),
+          "projects": ("Label", "Label_workspaceId_name_key")}
+FOREIGN_KEY = {"datahub": "Insight_workspaceId_fkey", "projects": "Attachment_workspaceId_fkey"}
+NOT_NULL_TABLE = {"datahub": "Insight", "projects": "Attachment"}
 
 
 def alone(notebook: str, out, url: str, *args: str):
@@ -59,8 +67,9 @@ def recorded(url: str) -> list:
                          FROM tenancy_runbook.interactive_writes ORDER BY id""")
 
 
-def test_stage_10_with_plain_papermill_changes_nothing_without_confirm(datahub, tmp_path):
-    url = datahub()
+def test_stage_10_with_plain_papermill_changes_nothing_without_confirm(app, seeded, tmp_path):
+    url = seeded()
+    first, (unique_table, unique_index) = app.tables[0], UNIQUE[app.name]
     before = snapshot(url), schema_snapshot(url), catalog(url)
     out = tmp_path / "10.ipynb"
     result = alone(STAGE, out, url)
@@ -69,32 +78,32 @@ def test_stage_10_with_plain_papermill_changes_nothing_without_confirm(datahub, 
     text = notebook_text(out)
     assert DRY_RUN in text and "(read-only transactions" in text
     for words in (f"{STAGE} with confirm=True would, in this order:",
-                  'ALTER TABLE "Connection" ADD COLUMN IF NOT EXISTS "workspaceId" TEXT',
-                  'CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "Connection_workspaceId_provider_key"',
-                  "add foreign key Insight_workspaceId_fkey NOT VALID",
+                  f'ALTER TABLE "{first}" ADD COLUMN IF NOT EXISTS "workspaceId" TEXT',
+                  f'CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "{unique_index}" ON "{unique_table}"',
+                  f"add foreign key {FOREIGN_KEY[app.name]} NOT VALID",
                   "record migration 1 as applied in tenancy_runbook.applied_migrations",
                   f"Dry run: {STAGE} changed nothing (confirm is not True; its connection was read-only).",
                   "papermill -p confirm True"):
         assert words in text, words
     assert "Recorded in" not in text
     assert (snapshot(url), schema_snapshot(url), catalog(url)) == before, "nothing changed, not even the record"
-    assert column_states(url) == {t: "absent" for t in TENANT}
+    assert column_states(url) == {t: "absent" for t in app.tables}
     assert recorded(url) == []
 
     facts = archive.summary(out)
     assert facts["dry_run"] == "nothing was changed (confirm is not True)"
-    assert "Connection: add column Connection.workspaceId (nullable)" in facts["would"]
+    assert f"{first}: add column {first}.workspaceId (nullable)" in facts["would"]
     assert "would_refuse" not in facts
     assert [g["result"] for g in archive.gates(out)] == ["passed"], "a dry run ends passing"
 
 
-def test_a_confirmed_interactive_write_is_recorded_and_listed_for_the_next_run(datahub, tmp_path):
-    url = datahub()
+def test_a_confirmed_interactive_write_is_recorded_and_listed_for_the_next_run(app, seeded, tmp_path):
+    url = seeded()
     started = datetime.now(timezone.utc) - timedelta(seconds=5)
     out = tmp_path / "10.ipynb"
     result = alone(STAGE, out, url, "-p", "confirm", "True")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert column_states(url) == {t: "YES" for t in TENANT}
+    assert column_states(url) == {t: "YES" for t in app.tables}
     text = notebook_text(out)
     assert f"Confirmed (confirm=True): {STAGE} run outside the runner writes." in text
     assert "Recorded in tenancy_runbook.interactive_writes (id 1): 10_add_workspace_columns, run adhoc-" in text
@@ -105,8 +114,8 @@ def test_a_confirmed_interactive_write_is_recorded_and_listed_for_the_next_run(d
     assert (stage, db_user, os_user, ended) == (STAGE, role, getpass.getuser(), True)
     assert run_id.startswith(runlock.ADHOC) and host.startswith(socket.gethostname()) and pid > 0
     assert changed["action"] == "applied; recorded in tenancy_runbook.applied_migrations"
-    assert "add column Connection.workspaceId" in changed["ddl_steps"]
-    assert "build index Connection_workspaceId_provider_key" in changed["ddl_steps"]
+    assert f"add column {app.tables[0]}.workspaceId" in changed["ddl_steps"]
+    assert f"build index {UNIQUE[app.name][1]}" in changed["ddl_steps"]
 
     with db.connect(url, read_only=True) as conn:      # what the runner's lock session can read
         [listed] = interactive.since(conn)
@@ -132,17 +141,18 @@ def test_a_confirmed_interactive_write_is_recorded_and_listed_for_the_next_run(d
     assert "Writes outside the runner since the previous run" in index and run_id in index
 
 
-def test_under_the_runner_no_confirm_is_needed_and_nothing_is_recorded(datahub, tmp_path):
-    url = datahub()
+def test_under_the_runner_no_confirm_is_needed_and_nothing_is_recorded(app, seeded, tmp_path):
+    url = seeded()
     result = run_runbook(url, tmp_path / "run", "--to", STAGE)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert column_states(url) == {t: "YES" for t in TENANT}
+    assert column_states(url) == {t: "YES" for t in app.tables}
     assert query(url, "SELECT to_regclass('tenancy_runbook.interactive_writes')") == [(None,)]
     text = notebook_text(tmp_path / "run" / f"{STAGE}.ipynb")
     assert "Dry run" not in text and "Confirmed" not in text and "Recorded in" not in text
 
 
 def test_writes_and_record_outside_and_under_the_runner(datahub, monkeypatch, capsys):
+    # on Data Hub only: the record and its confirm switch read no spec
     url = datahub()
     monkeypatch.delenv(db.RUN_ID_ENV, raising=False)
     assert not interactive.under_runner()
@@ -173,6 +183,7 @@ def test_writes_and_record_outside_and_under_the_runner(datahub, monkeypatch, ca
 
 
 def test_a_role_that_may_not_create_the_record_is_told_the_grant_and_nothing_is_written(datahub, server_url):
+    # on Data Hub only: the record's schema and its grant are the same for every spec
     url = datahub()
     role = f"trb_interactive_{uuid.uuid4().hex[:8]}"
     name = urlsplit(url).path.lstrip("/")
@@ -193,11 +204,11 @@ def test_a_role_that_may_not_create_the_record_is_told_the_grant_and_nothing_is_
         query(server_url, f"DROP ROLE IF EXISTS {role}")
 
 
-def test_each_writing_stage_has_a_plan_that_writes_nothing(datahub):
+def test_each_writing_stage_has_a_plan_that_writes_nothing(app, seeded):
     """The dry run's plan of each stage, at each point of the migration, from a read-only connection."""
     from tenancy_runbook.stages import backfill, enforce_not_null, remove_guard
 
-    url = datahub()
+    url = seeded()
     with db.connect(url, read_only=True) as conn:
         assert "Run stage 10_add_workspace_columns (migration 1) first" in backfill.plan(conn, "fail", "fail").refusal
         assert "Run stage 10_add_workspace_columns" in enforce_not_null.plan(conn, "fail").refusal
@@ -215,12 +226,13 @@ def test_each_writing_stage_has_a_plan_that_writes_nothing(datahub):
         assert dict(zip(batched["table"], batched["rows"])) == {
             r.table: r.nulls - r.unplaceable for r in left.itertuples() if r.nulls > r.unplaceable}
         assert int(batched["rows"].sum()) > 0
-        assert list(found.steps.loc[found.steps["step"] == "install the transition guard", "table"]) == list(TENANT)
+        assert list(found.steps.loc[found.steps["step"] == "install the transition guard", "table"]) == list(app.tables)
         assert "transition guard is not installed" in enforce_not_null.plan(conn, "fail").refusal
-    assert column_states(url) == {t: "YES" for t in TENANT}
+    assert column_states(url) == {t: "YES" for t in app.tables}
 
 
 def test_the_next_runs_manifest_lists_the_interactive_writes_since_the_previous_run(datahub, tmp_path, monkeypatch):
+    # on Data Hub only: which writes the manifest lists depends on the record and the chain, not the spec
     url = datahub()
     monkeypatch.delenv(db.RUN_ID_ENV, raising=False)
     outputs = tmp_path / "outputs"
@@ -250,15 +262,16 @@ def test_the_next_runs_manifest_lists_the_interactive_writes_since_the_previous_
         assert len(interactive.for_manifest(conn, outputs / "run-2", other, now)["writes"]) == 2
 
 
-def test_dry_runs_of_20_40_60_show_their_plan_and_change_nothing(datahub, tmp_path):
-    url = datahub()
+def test_dry_runs_of_20_40_60_show_their_plan_and_change_nothing(app, seeded, tmp_path):
+    url = seeded()
     assert run_runbook(url, tmp_path / "run", "--to", STAGE).returncode == 0     # migration 1 applied
     before = snapshot(url), schema_snapshot(url), catalog(url)
+    table = NOT_NULL_TABLE[app.name]
     expected = {"20_backfill": ["install the transition guard", "backfill workspaceId by the rule, in batches",
                                 "sql/backfill/pages_rule.sql, then sql/backfill/batch_rule.sql"],
                 "40_enforce_not_null": ["A confirmed run would refuse now, before writing: The transition guard "
                                         "is not installed on every table", "SET NOT NULL",
-                                        'ALTER TABLE "Insight" ALTER COLUMN "workspaceId" SET NOT NULL'],
+                                        f'ALTER TABLE "{table}" ALTER COLUMN "workspaceId" SET NOT NULL'],
                 "60_remove_guard": ["The transition guard is not installed on any table: nothing to remove.",
                                     "With confirm=True it would change nothing: everything is done already."]}
     for notebook, words in expected.items():

@@ -1,4 +1,6 @@
-"""The operator's tools: plan, the squawk lint, read-only stages, the notebooks' defaults, lab."""
+"""The operator's tools: plan, the squawk lint, read-only stages, the notebooks' defaults, lab.
+What reads a spec (plan's preflight numbers, the lint of the DDL, the notebooks) runs once per app
+(Data Hub, the projects app); the rest reads none and runs on Data Hub."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import sys
 
 import psycopg
 import pytest
-from conftest import cli, notebook_text, query, run_runbook, schema_snapshot, snapshot
+from conftest import cli, column_states, notebook_text, query, run_runbook, schema_snapshot, snapshot
 
 from tenancy_runbook import checks, control, db, health, history, interactive, lint, locks, quarantine, runlock
 from tenancy_runbook.paths import NOTEBOOKS_DIR, ROOT, SQL_DIR
@@ -22,9 +24,19 @@ STAGE_MODULES = [preflight, add_workspace_columns, backfill, check_backfill, enf
 SQL_NAME = re.compile(r'"((?:common|preflight|add_workspace_columns|backfill|check_backfill|enforce_not_null|'
                       r'post_verify|remove_guard|rollback|quarantine|history|locks|runlock|health|control|'
                       r'interactive)/\w+)"')
+TENANCY = "runbooks/datahub-tenancy.yaml"      # Data Hub's; App.runbooks maps it to the app's own
+# app -> what plan's preflight numbers say of its seed with one collision: its big table's rows,
+# and the projected collisions of its unique key
+PLAN_NUMBERS = {"datahub": (240, "Connection (workspaceId, provider) collisions: 2 over 4 rows"),
+                "projects": (144, "Label (workspaceId, name) collisions: 3 over 6 rows")}
+# app -> the table and the name of its tenant-scoped unique index
+UNIQUE_INDEX = {"datahub": ("Connection", "Connection_workspaceId_provider_key"),
+                "projects": ("Label", "Label_workspaceId_name_key")}
+PRISMA_FINDINGS = {"datahub": 36, "projects": 44}      # squawk's findings in the app's plain migrations
 
 
 def test_plan_shows_stages_parameters_and_sql_without_a_database():
+    # on Data Hub only: without a database, plan lists stages, parameters and SQL files, no spec's table
     result = cli("plan", "runbooks/datahub-tenancy.yaml", "-p", "on_orphan", "quarantine")
     assert result.returncode == 0, result.stderr
     for stage in ("00_preflight", "20_backfill", "40_enforce_not_null"):
@@ -39,13 +51,14 @@ def test_plan_shows_stages_parameters_and_sql_without_a_database():
     assert "DATABASE_URL is not set: no preflight numbers" in result.stdout
 
 
-def test_plan_with_database_url_adds_the_preflight_numbers_and_writes_nothing(datahub):
-    url = datahub(shared_pairs=3, collisions=1)
+def test_plan_with_database_url_adds_the_preflight_numbers_and_writes_nothing(app, seeded):
+    url = seeded(shared_pairs=3, collisions=1)
     rows, schema = snapshot(url), schema_snapshot(url)
-    result = cli("plan", "runbooks/datahub-tenancy.yaml", "--no-sql", url=url)
+    big_rows, collisions = PLAN_NUMBERS[app.name]
+    result = cli("plan", app.runbooks.get(TENANCY, TENANCY), "--no-sql", url=url)
     assert result.returncode == 0, result.stderr
-    assert re.search(r"MetricDaily\s+rows\s+240\s+NULL workspaceId\s+240\s+column absent", result.stdout)
-    assert "projected Connection (workspaceId, provider) collisions: 2 over 4 rows" in result.stdout
+    assert re.search(rf"{app.big}\s+rows\s+{big_rows}\s+NULL workspaceId\s+{big_rows}\s+column absent", result.stdout)
+    assert f"projected {collisions}" in result.stdout
     assert (snapshot(url), schema_snapshot(url)) == (rows, schema)
 
 
@@ -62,18 +75,20 @@ def test_every_stage_declares_the_sql_it_runs():
     assert runbook_sql <= claimed, runbook_sql - claimed
 
 
-def test_squawk_passes_the_runbooks_ddl_and_flags_the_plain_migrations():
+def test_squawk_passes_the_runbooks_ddl_and_flags_the_plain_migrations(app):
     assert lint.run(lint.runbook_scripts()).empty
     flagged = set(lint.run(lint.prisma_scripts())["rule"])
     assert {"require-concurrent-index-creation", "constraint-missing-not-valid", "adding-foreign-key-constraint",
             "adding-not-nullable-field", "require-lock-timeout", "require-statement-timeout"} <= flagged
     # the rendered scripts are the statements the stages run
     script = "\n".join(lint.runbook_scripts().values())
-    assert 'CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "Connection_workspaceId_provider_key"' in script
-    assert 'ALTER TABLE "MetricDaily" ALTER COLUMN "workspaceId" SET NOT NULL;' in script
+    table, index = UNIQUE_INDEX[app.name]
+    assert f'CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "{index}" ON "{table}"' in script
+    assert f'ALTER TABLE "{app.big}" ALTER COLUMN "workspaceId" SET NOT NULL;' in script
 
 
 def test_read_only_stages_cannot_write(datahub):
+    # on Data Hub only: the read-only connection and the notebooks' cells are the same for every spec
     url = datahub()
     with db.connect(url, read_only=True) as conn, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
         conn.execute("""DELETE FROM "ChatMessage" """)
@@ -83,11 +98,11 @@ def test_read_only_stages_cannot_write(datahub):
                    for c in source["cells"]), name
 
 
-def test_every_notebook_runs_top_to_bottom_with_its_defaults(datahub, tmp_path):
+def test_every_notebook_runs_top_to_bottom_with_its_defaults(app, seeded, tmp_path):
     """As in JupyterLab: each notebook in turn, no parameter given but confirm=True for the writing
     stages (without it, each is a dry run: tests/test_interactive.py); 90_rollback is then a dry run;
     60_remove_guard refuses: the guard has counted for seconds, not its quiet_period."""
-    url = datahub()
+    url = seeded()
     writing = ("10_add_workspace_columns", "20_backfill", "40_enforce_not_null", "60_remove_guard")
     for notebook in sorted(NOTEBOOKS_DIR.glob("*.ipynb")):
         out = tmp_path / notebook.name
@@ -101,13 +116,13 @@ def test_every_notebook_runs_top_to_bottom_with_its_defaults(datahub, tmp_path):
     assert "less than quiet_period" in notebook_text(tmp_path / "60_remove_guard.ipynb")
     assert query(url, "SELECT stage FROM tenancy_runbook.interactive_writes ORDER BY id") == [
         (s,) for s in writing[:3]], "each confirmed write recorded (60 refused before writing)"
-    assert query(url, """SELECT is_nullable FROM information_schema.columns
-                         WHERE table_name = 'Connection' AND column_name = 'workspaceId'""") == [("NO",)]
-    assert "squawk: 0 finding(s) in the runbook's DDL, 36 in Prisma's plain migrations." in \
-        notebook_text(tmp_path / "00_preflight.ipynb")
+    assert column_states(url) == {t: "NO" for t in app.tables}
+    assert (f"squawk: 0 finding(s) in the runbook's DDL, {PRISMA_FINDINGS[app.name]} in Prisma's plain migrations."
+            in notebook_text(tmp_path / "00_preflight.ipynb"))
 
 
 def test_lab_prepares_a_demo_database_and_stops_it(tmp_path):
+    # on Data Hub only: lab's demo database is Data Hub's
     env = {"TENANCY_RUNBOOK_LAB_HOME": str(tmp_path / "lab")}
     first = cli("lab", "--prepare-only", env=env)
     try:

@@ -185,6 +185,7 @@ def test_runbook_file_values_are_checked_and_named_by_where_they_come_from(tmp_p
     ("00_preflight.ipynb", ["-p", "statement_timeout", "forever"], ["statement_timeout = 'forever'"]),
 ])
 def test_papermill_alone_stops_in_the_validation_cell_before_connecting(datahub, tmp_path, notebook, args, words):
+    # on Data Hub only: the notebook stops before it connects, before any spec's table is read
     url = datahub()
     before = snapshot(url), schema_snapshot(url)
     out = tmp_path / notebook
