@@ -114,7 +114,7 @@ def run_runbook(url: str, run_dir: Path, *args, runbook: str = "runbooks/datahub
     """``tenancy-runbook run RUNBOOK`` on the database at url. One of Data Hub's three runbooks
     (runbooks/datahub-tenancy.yaml, finish.yaml, rollback.yaml) stands for its counterpart of the
     app the database holds (App.runbooks)."""
-    runbook = app_of(url).runbooks.get(str(runbook), runbook)
+    runbook = app_of(url).runbook(str(runbook))
     return cli("run", runbook, "--run-dir", run_dir, *args, url=url)
 
 
@@ -289,6 +289,10 @@ class App:
     def write_user_row(self, url: str, row_id: str, user_id: str) -> None:
         """The user writes a row of ``user_table`` without a workspaceId, as an old server does."""
         query(url, self.user_row, {"id": row_id, "user": user_id})
+
+    def runbook(self, name: str = "runbooks/datahub-tenancy.yaml") -> str:
+        """The app's counterpart of one of Data Hub's runbooks (the tenancy runbook by default)."""
+        return self.runbooks.get(name, name)
 
     def rows(self, n: int) -> dict:
         """Seed options for about n rows in ``big`` (at least one unit)."""

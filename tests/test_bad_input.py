@@ -9,7 +9,6 @@ from conftest import cli, column_states, run_runbook, schema_snapshot, snapshot
 
 from tenancy_runbook.cli import main
 
-TENANCY = "runbooks/datahub-tenancy.yaml"      # Data Hub's; App.runbooks maps it to the app's own
 
 
 def assert_clean_failure(result, code: int, *words: str):
@@ -33,7 +32,7 @@ def test_database_unreachable_and_password_not_shown(tmp_path):
 
 
 def test_database_without_the_apps_tables(app, database, tmp_path):
-    runbook = app.runbooks.get(TENANCY, TENANCY)
+    runbook = app.runbook()
     result = cli("run", runbook, "--run-dir", tmp_path / "run", url=database)     # an empty database
     assert_clean_failure(result, 1, "00_preflight", "gate failed",
                          f"Not a {app.title} database: tables missing: {', '.join(app.all_tables)}.",

@@ -15,7 +15,6 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
 from conftest import column_states, notebook_text, query, run_runbook, schema_snapshot, snapshot
 

@@ -1,5 +1,6 @@
 """The lock files (src/tenancy_runbook/deps.py): they agree with pyproject.toml, every requirement
-has its hashes, and what make install installed is exactly requirements.lock. No network."""
+has its hashes, and what make install installed is exactly requirements.lock. No network, and no
+database or tenancy spec: nothing here runs per app."""
 
 from __future__ import annotations
 

@@ -24,7 +24,6 @@ STAGE_MODULES = [preflight, add_workspace_columns, backfill, check_backfill, enf
 SQL_NAME = re.compile(r'"((?:common|preflight|add_workspace_columns|backfill|check_backfill|enforce_not_null|'
                       r'post_verify|remove_guard|rollback|quarantine|history|locks|runlock|health|control|'
                       r'interactive)/\w+)"')
-TENANCY = "runbooks/datahub-tenancy.yaml"      # Data Hub's; App.runbooks maps it to the app's own
 # app -> what plan's preflight numbers say of its seed with one collision: its big table's rows,
 # and the projected collisions of its unique key
 PLAN_NUMBERS = {"datahub": (240, "Connection (workspaceId, provider) collisions: 2 over 4 rows"),
@@ -55,7 +54,7 @@ def test_plan_with_database_url_adds_the_preflight_numbers_and_writes_nothing(ap
     url = seeded(shared_pairs=3, collisions=1)
     rows, schema = snapshot(url), schema_snapshot(url)
     big_rows, collisions = PLAN_NUMBERS[app.name]
-    result = cli("plan", app.runbooks.get(TENANCY, TENANCY), "--no-sql", url=url)
+    result = cli("plan", app.runbook(), "--no-sql", url=url)
     assert result.returncode == 0, result.stderr
     assert re.search(rf"{app.big}\s+rows\s+{big_rows}\s+NULL workspaceId\s+{big_rows}\s+column absent", result.stdout)
     assert f"projected {collisions}" in result.stdout

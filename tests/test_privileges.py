@@ -28,7 +28,7 @@ def dbname(url: str) -> str:
 def run_as(app, url: str, run_dir, *args, runbook: str = "runbooks/datahub-tenancy.yaml"):
     """run_runbook with the app's counterpart of a Data Hub runbook named: url logs in as another
     role (or names a schema), which conftest does not know the app of."""
-    return run_runbook(url, run_dir, *args, runbook=app.runbooks.get(runbook, runbook))
+    return run_runbook(url, run_dir, *args, runbook=app.runbook(runbook))
 
 
 def statements(stdout: str) -> list[str]:

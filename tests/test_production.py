@@ -1,5 +1,7 @@
 """Where production runs: a transaction-pooling PgBouncer in front, Prisma's own DATABASE_URL with
-the app in another schema, and a role whose defaults would kill or block the stages."""
+the app in another schema, and a role whose defaults would kill or block the stages. The transaction
+pooler and the app in its own schema run once per app (Data Hub, and the projects app), each by its
+spec."""
 
 from __future__ import annotations
 
@@ -11,13 +13,20 @@ import time
 import uuid
 
 import psycopg
-from conftest import (TENANT, cli, expected_workspaces, actual_workspaces, query, run_runbook,
-                      stage_lines)
+import pytest
+from conftest import PROJECTS_APP, actual_workspaces, cli, expected_workspaces, query, run_runbook, stage_lines
 
 from tenancy_runbook import db, demo
 from tenancy_runbook.paths import NOTEBOOKS_DIR
 
 DEFAULTS = ("off", "0", "0")     # default_transaction_read_only, lock_timeout, statement_timeout
+TENANCY = "runbooks/datahub-tenancy.yaml"
+
+
+def run_app_runbook(app, url: str, run_dir, *args):
+    """run_runbook for a URL other than the one the app's database was seeded through (a pooler's,
+    another role's, Prisma's), which run_runbook cannot tell the app of: the app's tenancy runbook."""
+    return cli("run", app.runbooks.get(TENANCY, TENANCY), "--run-dir", run_dir, *args, url=url)
 
 
 def papermill(notebook: str, out, url: str, *args: str):
@@ -30,8 +39,8 @@ def dbname(url: str) -> str:
     return psycopg.conninfo.conninfo_to_dict(url)["dbname"]
 
 
-def test_a_transaction_pooler_is_refused_and_its_pool_is_left_as_it_was(datahub, pgbouncer, tmp_path):
-    url = datahub()
+def test_a_transaction_pooler_is_refused_and_its_pool_is_left_as_it_was(app, seeded, pgbouncer, tmp_path):
+    url = seeded()
     bouncer = pgbouncer("transaction", pool_size=2)
     name = dbname(url)
     pooled = bouncer.url(name)
@@ -43,14 +52,14 @@ def test_a_transaction_pooler_is_refused_and_its_pool_is_left_as_it_was(datahub,
     # ... a writing stage alone (confirmed: a dry run only reads) refuses, and the runner refuses before anything runs
     alone = papermill("10_add_workspace_columns", tmp_path / "10.ipynb", pooled, "-p", "confirm", "True")
     assert alone.returncode != 0 and "transaction-pooling proxy" in alone.stderr, alone.stderr[-2000:]
-    result = run_runbook(pooled, tmp_path / "run")
+    result = run_app_runbook(app, pooled, tmp_path / "run")
     output = result.stdout + result.stderr
     assert result.returncode == 2, output
     assert "transaction-pooling proxy" in output and "direct connection" in output and "directUrl" in output
     assert "Traceback" not in output
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
     assert query(url, """SELECT count(*) FROM information_schema.columns WHERE column_name = 'workspaceId'
-                         AND table_name = ANY(%s)""", [list(TENANT)]) == [(0,)]
+                         AND table_name = ANY(%s)""", [list(app.tables)]) == [(0,)]
 
     # every server connection of the pool shows the defaults afterwards
     states = bouncer.server_states(name)
@@ -58,12 +67,15 @@ def test_a_transaction_pooler_is_refused_and_its_pool_is_left_as_it_was(datahub,
     assert [s[1:] for s in states] == [DEFAULTS] * 2, states
 
 
-def test_a_session_pooler_is_accepted(datahub, pgbouncer, tmp_path):
+@pytest.mark.parametrize("app", ["datahub"], indirect=True)
+def test_a_session_pooler_is_accepted(app, seeded, pgbouncer, tmp_path):
     """A session-mode PgBouncer keeps one server connection per client: safe, so the run goes on."""
-    url = datahub()
+    # Data Hub only, for the suite's time: its subject is the connection, the same for every spec;
+    # its projects variant passes as well
+    url = seeded()
     bouncer = pgbouncer("session", pool_size=4)
     pooled = bouncer.url(dbname(url))
-    result = run_runbook(pooled, tmp_path / "run", "--to", "30_check_backfill")
+    result = run_app_runbook(app, pooled, tmp_path / "run", "--to", "30_check_backfill")
     assert result.returncode == 0, result.stdout + result.stderr
     assert actual_workspaces(url) == expected_workspaces(url)
     assert [s[1:] for s in bouncer.server_states(dbname(url))] == [DEFAULTS] * 4
@@ -73,32 +85,37 @@ def with_query(url: str, query_string: str) -> str:
     return url + ("&" if "?" in url else "?") + query_string
 
 
-def test_prisma_database_url_with_the_app_in_its_own_schema(database, tmp_path):
+def load_decoy(app, url: str) -> None:
+    """The app's tables, empty, in the schema the URL's search_path names first."""
+    if app.name == "datahub":
+        demo.load_schema(url)
+    else:
+        query(url, (PROJECTS_APP / "schema.sql").read_text())
+
+
+def test_prisma_database_url_with_the_app_in_its_own_schema(app, database, tmp_path):
     """?schema=app selects the app's schema; Prisma's pool parameters are ignored, libpq's kept.
     A decoy copy of the tables in public stays untouched."""
     query(database, "CREATE SCHEMA app")
-    app = with_query(database, "schema=app")
-    demo.load_schema(app)
-    demo.seed(app, users=12, connections_per_user=2, metric_days=5, metrics_per_day=2, insights_per_user=3,
-              messages_per_user=3, users_without_default=2, shared_pairs=3)
-    demo.load_schema(database)                       # the decoy, in public, never migrated
+    app_direct = db.conninfo(with_query(database, "schema=app"))    # search_path=app
+    app.seed(app_direct)                             # the app's small seed, in schema app
+    load_decoy(app, database)                        # the decoy, in public, never migrated
     prisma_url = with_query(database, "schema=app&connection_limit=5&pool_timeout=10&pgbouncer=false"
                                       "&socket_timeout=30&sslmode=disable&application_name=datahub-migrate")
-    app_direct = db.conninfo(app)                    # for the checks: search_path=app
 
-    result = run_runbook(prisma_url, tmp_path / "run")
+    result = run_app_runbook(app, prisma_url, tmp_path / "run")
     assert result.returncode == 0, result.stdout + result.stderr
     assert set(stage_lines(result.stdout).values()) == {"ok"}
     assert actual_workspaces(app_direct) == expected_workspaces(app_direct)
     assert query(database, """SELECT table_schema, table_name, is_nullable FROM information_schema.columns
                               WHERE column_name = 'workspaceId' AND table_name = ANY(%s) ORDER BY 2""",
-                 [list(TENANT)]) == [("app", t, "NO") for t in sorted(TENANT)]
+                 [list(app.tables)]) == [("app", t, "NO") for t in sorted(app.tables)]
     assert query(database, """SELECT count(*) FROM pg_indexes WHERE schemaname = 'public'
                               AND indexname LIKE '%workspaceId%'""") == [(0,)]
     # the manifest names the schema, never a password; plan reads the same URL
     manifest = (tmp_path / "run" / "manifest.json").read_text()
     assert '"schema": "app"' in manifest and "(schema app)" in manifest
-    plan = cli("plan", "runbooks/datahub-tenancy.yaml", "--no-sql", url=prisma_url)
+    plan = cli("plan", app.runbooks.get(TENANCY, TENANCY), "--no-sql", url=prisma_url)
     assert plan.returncode == 0 and "(schema app)" in plan.stdout, plan.stdout + plan.stderr
 
 
@@ -109,12 +126,15 @@ def as_role(url: str, role: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rpartition('@')[2]}"))
 
 
-def test_role_defaults_neither_kill_nor_block_the_stages(datahub, server_url, tmp_path):
+@pytest.mark.parametrize("app", ["datahub"], indirect=True)
+def test_role_defaults_neither_kill_nor_block_the_stages(app, seeded, server_url, tmp_path):
     """A role whose defaults are hostile: statements killed after 100 ms, lock waits after 100 ms,
     every transaction read-only. While preflight runs, another session holds a lock on
     WorkspaceMember for a while: preflight's query waits for it (longer than the role allows) and
     goes on. Every stage's transactions set their own timeouts and READ WRITE, and the run passes."""
-    url = datahub()
+    # Data Hub only, for the suite's time: its subject is the connection's settings (db.connect), the
+    # same for every spec; its projects variant passes as well
+    url = seeded()
     role = f"trb_hostile_{uuid.uuid4().hex[:8]}"
     query(server_url, f'CREATE ROLE "{role}" LOGIN SUPERUSER')
     try:
@@ -129,7 +149,7 @@ def test_role_defaults_neither_kill_nor_block_the_stages(datahub, server_url, tm
         blocker.execute('LOCK TABLE "WorkspaceMember" IN ACCESS EXCLUSIVE MODE')
         waited = release_when_waiting(url, blocker, '"WorkspaceMember"', hold=1.0)
         try:
-            result = run_runbook(hostile, tmp_path / "run", "--to", "50_post_verify")
+            result = run_app_runbook(app, hostile, tmp_path / "run", "--to", "50_post_verify")
         finally:
             blocker.close()
         assert waited.is_set(), "preflight never waited for the lock"
@@ -160,6 +180,7 @@ def release_when_waiting(url: str, blocker, table: str, hold: float) -> threadin
 
 
 def test_prisma_url_parameters_are_read_and_the_password_never_shown(tmp_path):
+    # Data Hub only: URL parsing and redaction; the run stops at connecting, before any spec is read
     secret = "Pr1sma-S3cret"
     url = (f"postgresql://alice:{secret}@127.0.0.1:1/datahub?schema=app&connection_limit=5&pool_timeout=10"
            f"&pgbouncer=true&statement_cache_size=0&sslmode=disable&sslpassword=Key-{secret}")

@@ -33,7 +33,6 @@ from tenancy_runbook.stages import add_workspace_columns, backfill
 ROWS = 48_000
 TIGHT = ["-p", "batch_statement_timeout", "25ms"]
 STAGE = ["--from", "20_backfill", "--to", "20_backfill"]
-TENANCY = "runbooks/datahub-tenancy.yaml"      # (the projects app's: App.runbooks)
 
 
 def pages_batch(table: str):
@@ -104,7 +103,7 @@ def test_killed_at_ninety_percent_of_the_first_pass_resumes(app, seeded, tmp_pat
     one_percent = str(total // 100)
     slow = ["-p", "batch_size", one_percent, "-p", "min_batch_size", one_percent, "-p", "max_batch_size",
             one_percent, "-p", "batch_pause_ms", "40", "-p", "backfill_workers", workers]
-    proc = subprocess.Popen([sys.executable, "-m", "tenancy_runbook", "run", app.runbooks.get(TENANCY, TENANCY),
+    proc = subprocess.Popen([sys.executable, "-m", "tenancy_runbook", "run", app.runbook(),
                              "--run-dir", str(tmp_path / "killed"), *STAGE, *slow],
                             cwd=ROOT, env={**os.environ, "DATABASE_URL": url}, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

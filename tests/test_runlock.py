@@ -1,5 +1,6 @@
 """One run at a time per database: a second run, or a writing notebook run on its own, stops at
-once naming the holder, and touches nothing."""
+once naming the holder, and touches nothing. The tests whose stages write run once per app (Data
+Hub, and the projects app), each by its spec."""
 
 from __future__ import annotations
 
@@ -10,16 +11,25 @@ import sys
 import time
 
 import pytest
-from conftest import TENANT, column_states, run_runbook, stage_lines
-from test_signals import start_run
+from conftest import column_states, run_runbook, stage_lines
 
 from tenancy_runbook import nb, runlock
 from tenancy_runbook.paths import NOTEBOOKS_DIR, ROOT
 
+TENANCY = "runbooks/datahub-tenancy.yaml"
 
-def test_two_runs_started_together_one_proceeds_the_other_exits_2_naming_it(datahub, tmp_path):
-    url = datahub()
-    runs = {name: start_run(url, tmp_path / name, "--to", "10_add_workspace_columns") for name in ("first", "second")}
+
+def start_run(app, url: str, run_dir, *args) -> subprocess.Popen:
+    """The CLI running the app's tenancy runbook as a CI job starts it: in a session of its own."""
+    return subprocess.Popen([sys.executable, "-m", "tenancy_runbook", "run", app.runbooks.get(TENANCY, TENANCY),
+                             "--run-dir", str(run_dir), *args], cwd=ROOT, env={**os.environ, "DATABASE_URL": url},
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_runs_started_together_one_proceeds_the_other_exits_2_naming_it(app, seeded, tmp_path):
+    url = seeded()
+    runs = {name: start_run(app, url, tmp_path / name, "--to", "10_add_workspace_columns")
+            for name in ("first", "second")}
     waiting = dict(runs)
     ended = []                     # in the order they ended
     while waiting:
@@ -42,7 +52,7 @@ def test_two_runs_started_together_one_proceeds_the_other_exits_2_naming_it(data
     assert "One run at a time per database" in stderr and "Nothing was done." in stderr
     assert not (tmp_path / loser).exists(), "the second run wrote no run directory"
     assert stage_lines(outputs[winner][0]) == {"00_preflight": "ok", "10_add_workspace_columns": "ok"}
-    assert column_states(url) == {t: "YES" for t in TENANT}
+    assert column_states(url) == {t: "YES" for t in app.tables}
 
 
 @pytest.fixture
@@ -54,11 +64,11 @@ def notebook_lock():
         runlock._notebook_lock = None
 
 
-def test_a_writing_notebook_run_on_its_own_fails_clearly_while_a_run_holds_the_lock(datahub, tmp_path):
-    url = datahub()
+def test_a_writing_notebook_run_on_its_own_fails_clearly_while_a_run_holds_the_lock(app, seeded, tmp_path):
+    url = seeded()
     lock = runlock.acquire(url, "20261125T101500Z-1a2b3c")       # what the runner holds for its whole run
     try:
-        env = {**os.environ, "DATABASE_URL": url,
+        env = {**os.environ, "DATABASE_URL": url,     # and the app's spec (TENANCY_RUNBOOK_SPEC)
                "TENANCY_RUNBOOK_RUN_ID": "20261125T101500Z-1a2b3c"}   # the holder's id, but not its kernel
         result = subprocess.run([sys.executable, "-m", "papermill", str(NOTEBOOKS_DIR / "10_add_workspace_columns.ipynb"),
                                  str(tmp_path / "out.ipynb")], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -70,17 +80,18 @@ def test_a_writing_notebook_run_on_its_own_fails_clearly_while_a_run_holds_the_l
     assert "RunbookError: another run holds the database" in output, output
     assert f"run 20261125T101500Z-1a2b3c (pid {os.getpid()} on host {socket.gethostname()}, since " in output
     assert "This notebook writes, so it waits for no one" in output
-    assert column_states(url) == {t: "absent" for t in TENANT}, "nothing was written"
+    assert column_states(url) == {t: "absent" for t in app.tables}, "nothing was written"
 
     env.pop("TENANCY_RUNBOOK_RUN_ID")               # once that run has ended, the notebook runs (confirmed)
     result = subprocess.run([sys.executable, "-m", "papermill", str(NOTEBOOKS_DIR / "10_add_workspace_columns.ipynb"),
                              str(tmp_path / "out2.ipynb"), "-p", "confirm", "True"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert column_states(url) == {t: "YES" for t in TENANT}
+    assert column_states(url) == {t: "YES" for t in app.tables}
 
 
 def test_a_notebook_holding_the_lock_holds_off_a_run(datahub, tmp_path, monkeypatch, notebook_lock):
+    # Data Hub only: the lock is the database's, taken before any spec is read; nothing is written
     url = datahub()
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.delenv("TENANCY_RUNBOOK_RUN_ID", raising=False)
@@ -101,6 +112,7 @@ def test_a_notebook_holding_the_lock_holds_off_a_run(datahub, tmp_path, monkeypa
 
 
 def test_the_lock_label_fits_application_name_and_names_the_holder():
+    # Data Hub only (no database): the label's format
     name = runlock.label("r" * 80, 4194304, "a-very-long-host-name.example.internal")
     assert len(name.encode()) <= 63 and " 4194304@a" in name
     assert runlock.label("run ü", 12, "host") == "tenancy-runbook lock run__ 12@host"   # as PostgreSQL keeps it
