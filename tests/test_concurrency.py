@@ -25,14 +25,19 @@ SLOW_BATCHES = ["-p", "batch_size", "20", "-p", "min_batch_size", "10", "-p", "m
                 "-p", "batch_pause_ms", "50"]
 
 
+def signed_up(conn, n: int) -> None:
+    """A user who signed up with a workspace of their own (new_user_<n>, new_ws_<n>): both apps'."""
+    conn.execute("""INSERT INTO "Workspace" (id, name) VALUES (%s, 'new')""", [f"new_ws_{n}"])
+    conn.execute("""INSERT INTO "User" (id, email, "defaultWorkspaceId") VALUES (%s, %s, %s)""",
+                 [f"new_user_{n}", f"new{n}@example.com", f"new_ws_{n}"])
+
+
 def datahub_write(conn, n: int) -> tuple[str, str] | None:
     """The n-th write of an old Data Hub server: (table, id) of the row it inserted, or None."""
     user = f"usr_{(n % 12) + 1:08d}"
     kind = n % 5
     if kind == 0:
-        conn.execute("""INSERT INTO "Workspace" (id, name) VALUES (%s, 'new')""", [f"new_ws_{n}"])
-        conn.execute("""INSERT INTO "User" (id, email, "defaultWorkspaceId") VALUES (%s, %s, %s)""",
-                     [f"new_user_{n}", f"new{n}@example.com", f"new_ws_{n}"])
+        signed_up(conn, n)
         conn.execute("""INSERT INTO "Connection" (id, "userId", provider, status, "updatedAt")
                         VALUES (%s, %s, 'stripe', 'active', now())""", [f"new_conn_{n}", f"new_user_{n}"])
         return "Connection", f"new_conn_{n}"
@@ -59,9 +64,7 @@ def projects_write(conn, n: int) -> tuple[str, str] | None:
     user = f"usr_{(n % 12) + 1:08d}"
     kind = n % 6
     if kind == 0:
-        conn.execute("""INSERT INTO "Workspace" (id, name) VALUES (%s, 'new')""", [f"new_ws_{n}"])
-        conn.execute("""INSERT INTO "User" (id, email, "defaultWorkspaceId") VALUES (%s, %s, %s)""",
-                     [f"new_user_{n}", f"new{n}@example.com", f"new_ws_{n}"])
+        signed_up(conn, n)
         conn.execute("""INSERT INTO "Project" (id, "ownerId", name, "updatedAt") VALUES (%s, %s, 'new', now())""",
                      [f"new_prj_{n}", f"new_user_{n}"])
         return "Project", f"new_prj_{n}"
