@@ -110,6 +110,17 @@ def kill_run(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+def write_runbook(tmp_path: Path, name: str, spec_file: Path, stages, **parameters) -> Path:
+    """A runbook file in tmp_path: this tenancy spec, these stages, lock_timeout 500ms and these
+    parameters (as the runbooks in runbooks/ and tests/specs/ set them)."""
+    path = tmp_path / f"{name}.yaml"
+    lines = [f"name: {name}", f"spec: {spec_file}", "parameters:"]
+    lines += [f"  {k}: {v}" for k, v in {"lock_timeout": "500ms", **parameters}.items()]
+    lines += ["stages:"] + [f"  - notebook: {s}" for s in stages]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def run_runbook(url: str, run_dir: Path, *args, runbook: str = "runbooks/datahub-tenancy.yaml"):
     """``tenancy-runbook run RUNBOOK`` on the database at url. One of Data Hub's three runbooks
     (runbooks/datahub-tenancy.yaml, finish.yaml, rollback.yaml) stands for its counterpart of the

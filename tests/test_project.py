@@ -14,8 +14,8 @@ import papermill
 import pytest
 from conftest import query, run_runbook
 
-from tenancy_runbook import db, embedded, stages
-from tenancy_runbook.paths import NOTEBOOKS_DIR, ROOT, SQL_DIR
+from tenancy_runbook import db, embedded, placement, spec, stages
+from tenancy_runbook.paths import DEFAULT_SPEC, NOTEBOOKS_DIR, ROOT, SQL_DIR
 
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 
@@ -97,18 +97,19 @@ def test_no_import_cycle_in_the_package():
 
 
 def test_the_backfill_rule_is_written_once_per_form():
-    """sql/common/user_workspace.sql is the rule as a set; the checks include it. The guard's
-    per-row function is the one other form (tests/test_backfill.py checks they agree)."""
+    """sql/common/user_workspace.sql is the rule as a set; the checks place it (placement.rule_set)
+    in their CTE user_workspace. The guard's per-row function is the one other form
+    (tests/test_backfill.py checks they agree). A rule of kind sql is its own file, in both forms."""
     rule = "common/user_workspace"
     owner_rule = re.compile(r'HAVING count\(\*\) = 1')
     writes_it = {p.relative_to(SQL_DIR).with_suffix("").as_posix() for p in SQL_DIR.rglob("*.sql")
                  if owner_rule.search(p.read_text())}
     assert writes_it == {rule, "backfill/guard_rule"}
-    includes = {p.relative_to(SQL_DIR).with_suffix("").as_posix() for p in SQL_DIR.rglob("*.sql")
-                if "{include " + rule + "}" in p.read_text()}
-    assert includes == {"preflight/collisions", "preflight/unplaceable_users", "check_backfill/rule_mismatches"}
-    text = db.load_sql("check_backfill/rule_mismatches").as_string(None)
-    assert "{include" not in text and owner_rule.search(text)
+    places_it = {p.relative_to(SQL_DIR).with_suffix("").as_posix() for p in SQL_DIR.rglob("*.sql")
+                 if re.search(r"WITH user_workspace AS \(\s*\{user_workspace\}", p.read_text())}
+    assert places_it == {"preflight/collisions", "preflight/unplaceable_users", "check_backfill/rule_mismatches"}
+    datahub = spec.load(DEFAULT_SPEC)
+    assert owner_rule.search(placement.rule_set(datahub).as_string(None))
 
 
 def test_every_sql_file_the_code_names_exists():

@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from conftest import (PROJECTS_SPEC, ROOT, cli, kill_run, notebook_text, projects_expected, query, seed_projects,
-                      stage_lines)
+                      stage_lines, write_runbook)
 
 SPEC = PROJECTS_SPEC
 STAGES = ("00_preflight", "10_add_workspace_columns", "20_backfill", "30_check_backfill",
@@ -29,12 +29,7 @@ TABLES = expected.TABLES
 
 def runbook(tmp_path: Path, name: str, stages, **parameters) -> Path:
     """A runbook of the projects app: the projects spec, these stages and parameters."""
-    path = tmp_path / f"{name}.yaml"
-    lines = [f"name: {name}", f"spec: {SPEC}", "parameters:"]
-    lines += [f"  {k}: {v}" for k, v in {"lock_timeout": "500ms", **parameters}.items()]
-    lines += ["stages:"] + [f"  - notebook: {s}" for s in stages]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_runbook(tmp_path, name, SPEC, stages, **parameters)
 
 
 def rows(url: str, table: str, schema: str = "public") -> dict:

@@ -3,8 +3,10 @@
 -- would reject all but one. ids: the rows, the winner first ({winner}: the spec's order);
 -- user_ids: the users whose rule places them. projected: the table's rows with the tenant
 -- each will have (preflight/projected_<derivation>.sql); a row that has one keeps it.
+-- user_workspace: the rule as a set (common/user_workspace.sql, or common/user_workspace_sql.sql
+-- for a rule of kind sql).
 WITH user_workspace AS (
-    {include common/user_workspace}
+    {user_workspace}
 ),
 projected AS (
     {projected}

@@ -1,25 +1,16 @@
--- Users the backfill rule (common/user_workspace.sql) cannot place, who own rows that still
--- need a tenant, with those rows counted: one column per migrated table (counts, each
--- preflight/unplaceable_count.sql; {total}: their sum), through any chain depth (a row whose
--- parent's parent's user is one of them). kind says why: no default tenant and the owner role
--- in none (orphan) or in several (ambiguous). Users are named by their key only: no e-mail or
--- other personal field (preflight/user_emails.sql adds the e-mail, for an interactive session).
+-- Users the backfill rule cannot place, who own rows that still need a tenant, with those rows
+-- counted: one column per migrated table (counts, each preflight/unplaceable_count.sql; {total}:
+-- their sum), through any chain depth (a row whose parent's parent's user is one of them).
+-- user_workspace: the rule as a set (common/user_workspace.sql, or common/user_workspace_sql.sql
+-- for a rule of kind sql); unplaced: those it cannot place, with kind saying why and
+-- owned_tenants (preflight/unplaced_<rule kind>.sql). Users are named by their key only: no
+-- e-mail or other personal field (preflight/user_emails.sql adds the e-mail, for an interactive
+-- session).
 WITH user_workspace AS (
-    {include common/user_workspace}
-),
-owned AS (
-    SELECT {member_user} AS user_id, count(*) AS tenants
-    FROM {members}
-    WHERE {member_role}::text = %(owner)s
-    GROUP BY {member_user}
+    {user_workspace}
 ),
 unplaced AS (
-    SELECT uw.user_id,
-           CASE WHEN COALESCE(o.tenants, 0) = 0 THEN 'orphan' ELSE 'ambiguous' END AS kind,
-           COALESCE(o.tenants, 0) AS owned_tenants
-    FROM user_workspace uw
-    LEFT JOIN owned o ON o.user_id = uw.user_id
-    WHERE uw.tenant_id IS NULL
+    {unplaced}
 ),
 counted AS (
     SELECT up.*, {counts}

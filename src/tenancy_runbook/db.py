@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pandas as pd
@@ -374,7 +375,7 @@ def fragment(name: str, /, **identifiers) -> sql.Composable:
     return sql.SQL(text).format(**{k: _identifier(v) for k, v in identifiers.items()})
 
 
-INCLUDE = re.compile(r"\{include ([\w/]+)\}")   # {include common/user_workspace}: that file's text
+INCLUDE = re.compile(r"\{include ([\w/]+)\}")   # {include common/runbook_schema}: that file's text
 
 
 def _read_sql(name: str) -> str:
@@ -398,6 +399,18 @@ def _include(text: str) -> str:
 
 def _without_comments(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+
+
+def subquery_text(path: Path) -> str:
+    """A SQL file from outside sql/ (a spec's rule: one SELECT, trusted text from the spec's author)
+    ready to stand as a subquery: its comment lines and a trailing ``;`` left out. A template
+    places it on lines of its own, so a comment ending its last line cannot swallow the ``)``."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise RunbookError(f"cannot read the rule's SQL file {path}: {exc.strerror}. "
+                           "The tenancy spec's user_rule.sql names it.") from None
+    return _without_comments(text).strip().rstrip(";").rstrip()
 
 
 def _identifier(value) -> sql.Composable:

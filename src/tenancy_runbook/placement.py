@@ -86,9 +86,25 @@ def rule_function(s: spec.Spec) -> sql.Composable:
     own file for ``sql``)."""
     rule = s.user_rule
     if rule.kind == "sql":
-        text = rule.sql.read_text().strip().rstrip(";")
-        return db.load_sql("backfill/guard_rule_set", rule=sql.SQL(text))
+        return db.load_sql("backfill/guard_rule_set", rule=sql.SQL(db.subquery_text(rule.sql)))
     return db.load_sql("backfill/guard_rule", **s.rule_identifiers(), owner=sql.Literal(rule.membership.owner))
+
+
+def rule_set(s: spec.Spec) -> sql.Composable:
+    """The spec's user rule as a set of (user_id, tenant_id), for the checks' CTE user_workspace:
+    common/user_workspace.sql for ``default_else_owner`` (the owner role bound as %(owner)s,
+    rule_params), common/user_workspace_sql.sql over the rule's own file for ``sql``. It goes into
+    statements run with bound parameters, so a ``%`` of the file is written ``%%`` there."""
+    rule = s.user_rule
+    if rule.kind == "sql":
+        text = db.subquery_text(rule.sql).replace("%", "%%")
+        return db.fragment("common/user_workspace_sql", rule=sql.SQL(text))
+    return db.fragment("common/user_workspace", **s.rule_identifiers())
+
+
+def rule_params(s: spec.Spec) -> dict:
+    """The values rule_set() binds: the owner role's, for ``default_else_owner``; none for ``sql``."""
+    return {"owner": s.user_rule.membership.owner} if s.user_rule.kind != "sql" else {}
 
 
 def place_function(s: spec.Spec) -> sql.Composable:

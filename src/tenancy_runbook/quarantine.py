@@ -155,8 +155,9 @@ def winner_words(key: spec.UniqueKey) -> str:
 def unplaced(conn: psycopg.Connection, run_id: str) -> pd.DataFrame:
     """Move every row still without a tenant (the backfill could not place it), leaves first."""
     s = spec.active()
-    reason = (f"no {s.tenant.table} by the backfill rule: its user has no default and is owner of "
-              "none or several (orphan or ambiguous), or its parent row has none")
+    why = ("the rule's SELECT gives its user none" if s.user_rule.kind == "sql"
+           else "its user has no default and is owner of none or several (orphan or ambiguous)")
+    reason = f"no {s.tenant.table} by the backfill rule: {why}, or its parent row has none"
     out = []
     for table in quarantine_order(s):
         cols = ensure_table(conn, table)

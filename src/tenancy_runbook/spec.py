@@ -212,11 +212,10 @@ class Spec:
         role's value is data, bound as ``%(owner)s`` (``user_rule.membership.owner``)."""
         users, members = self.user_rule.users, self.user_rule.membership
         if users is None or members is None:
-            raise RunbookError(f"the tenancy spec {self.path} has a user_rule of kind {self.user_rule.kind!r}: "
-                               "the guard and the batches follow it, but the checks of 00_preflight, "
-                               "30_check_backfill and the quarantine apply only kind default_else_owner so "
-                               f"far. Write the rule as default_else_owner ({DOCS}, How the runbook carries "
-                               "a spec out).")
+            raise RunbookError(f"the tenancy spec {self.path} has a user_rule of kind {self.user_rule.kind!r}, "
+                               "which names no user or membership table: its SQL is its own file "
+                               f"(user_rule.sql, {self.user_rule.sql}); placement.rule_set() gives either "
+                               "kind's rule as a set.")
         return {"users": users.table, "user_key": users.key, "default_tenant": users.default_tenant,
                 "members": members.table, "member_user": members.user, "member_tenant": members.tenant,
                 "member_role": members.role}

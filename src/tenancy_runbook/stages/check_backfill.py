@@ -17,8 +17,10 @@ READ_ONLY = True    # its notebook connects read-only: it writes nothing
 # The rule_mismatches condition of a table, by its derivation.
 MISMATCH = {"user": "check_backfill/mismatch_user", "parent": "check_backfill/mismatch_parent",
             "parent_else_user": "check_backfill/mismatch_parent_else_user"}
-SQL = checks.SQL + ("check_backfill/duplicates", "check_backfill/rule_mismatches",
-                    "common/user_workspace") + tuple(MISMATCH.values())
+# The tenants a user belongs to (a row of a from-user table may hold any of them), by the rule's kind.
+BELONGS = {"default_else_owner": "check_backfill/belongs_default_else_owner", "sql": "check_backfill/belongs_sql"}
+SQL = checks.SQL + ("check_backfill/duplicates", "check_backfill/rule_mismatches", "common/user_workspace",
+                    "common/user_workspace_sql") + tuple(BELONGS.values()) + tuple(MISMATCH.values())
 
 
 def success(s: spec.Spec | None = None) -> str:
@@ -52,10 +54,14 @@ def duplicates_by_value(dups: pd.DataFrame, conn: psycopg.Connection) -> pd.Data
 
 def rule_mismatches(conn: psycopg.Connection) -> pd.DataFrame:
     """Per table of the spec, the rows whose tenant disagrees with the backfill rule (NULLs not
-    counted): from the user, the rule's tenant or one the user belongs to; from the parent, the
-    parent row's; parent_else_user, the parent's when the parent column is set, else as user."""
+    counted): from the user, the rule's tenant or one the user belongs to (a member of, or their
+    default; a rule of kind sql knows no other tenant of a user than its own: exactly it); from
+    the parent, the parent row's; parent_else_user, the parent's when the parent column is set,
+    else as user."""
     s = spec.active()
     params, names = preflight.rule(s)
+    names["belongs"] = (db.fragment(BELONGS["sql"]) if s.user_rule.kind == "sql"
+                        else db.fragment(BELONGS["default_else_owner"], **s.rule_identifiers()))
     out = []
     for t in s.tables:
         condition = {"table": t.name, "tenant": s.tenant.name}

@@ -10,7 +10,7 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from .. import checks, db, quarantine, spec
+from .. import checks, db, placement, quarantine, spec
 from . import add_workspace_columns
 
 READ_ONLY = True    # its notebook connects read-only: it writes nothing
@@ -19,23 +19,31 @@ PROJECTED = {"user": "preflight/projected_user", "parent": "preflight/projected_
              "parent_else_user": "preflight/projected_parent_else_user"}
 OWNED = {"user": "preflight/owned_user", "parent": "preflight/owned_parent",
          "parent_else_user": "preflight/owned_parent_else_user"}
+# Who the rule cannot place, and why, by the rule's kind.
+UNPLACED = {"default_else_owner": "preflight/unplaced_default_else_owner", "sql": "preflight/unplaced_sql"}
 SQL = checks.SQL + ("preflight/server", "add_workspace_columns/detect", "preflight/privileges",
-                    "preflight/collisions", "common/user_workspace", "preflight/unplaceable_users",
-                    "preflight/unplaceable_count", "preflight/user_emails") + tuple(PROJECTED.values()) \
-    + tuple(OWNED.values())
+                    "preflight/collisions", "common/user_workspace", "common/user_workspace_sql",
+                    "preflight/unplaceable_users", "preflight/unplaceable_count", "preflight/owned_users",
+                    "preflight/user_emails") \
+    + tuple(UNPLACED.values()) + tuple(PROJECTED.values()) + tuple(OWNED.values())
 
 
 def read_tables(s: spec.Spec | None = None) -> tuple[str, ...]:
-    """The tables the run reads but does not own: the tenant table (the foreign keys reference
-    it), the rule's user and membership tables (the rule and the checks read them)."""
+    """The tables the run reads but does not own, the tenant table last (the foreign keys reference
+    it): before it, a default_else_owner rule's user and membership tables (the rule and the checks
+    read them). A rule of kind sql declares none: the tables its file reads are its author's."""
     s = s or spec.active()
+    if s.user_rule.kind == "sql":
+        return (s.tenant.table,)
     names = s.rule_identifiers()
     return (names["users"], names["members"], s.tenant.table)
 
 
 def rule(s: spec.Spec) -> tuple[dict, dict]:
-    """(the parameters, the identifiers) of a statement that includes common/user_workspace.sql."""
-    return {"owner": s.user_rule.membership.owner, "tenant": s.tenant.name}, s.rule_identifiers()
+    """(the parameters, the identifiers) of a statement whose CTE user_workspace is the rule as a
+    set ({user_workspace}: placement.rule_set)."""
+    return ({**placement.rule_params(s), "tenant": s.tenant.name},
+            {"user_workspace": placement.rule_set(s)})
 
 
 def winner(key: spec.UniqueKey) -> sql.Composable:
@@ -158,25 +166,35 @@ def collisions_by_value(collision_frame: pd.DataFrame, conn: psycopg.Connection)
 
 
 def unplaceable_users(conn: psycopg.Connection, show_personal_data: bool = False) -> pd.DataFrame:
-    """Orphan and ambiguous users who own rows that still need a tenant, named by id: ``user_id``,
-    ``kind`` (orphan, ambiguous), ``owned_tenants`` (how many they are owner of), then one column
-    per table of the spec, named after it, holding the rows of that table that would stay NULL
-    because of them (through any chain depth: a row whose parent's parent is theirs).
+    """Users the rule cannot place who own rows that still need a tenant, named by id: ``user_id``,
+    ``kind`` (default_else_owner: orphan, ambiguous; sql: 'no tenant by the rule'),
+    ``owned_tenants`` (how many they are owner of; NULL for a rule of kind sql, which knows no
+    owner), then one column per table of the spec, named after it, holding the rows of that
+    table that would stay NULL because of them (through any chain depth: a row whose parent's
+    parent is theirs).
 
     Their e-mail address (an ``email`` column after ``user_id``) only with ``show_personal_data``,
     for an interactive session: a runbook run's notebooks, HTML and manifest are archived and
-    its terminal output goes into CI logs, so by default no personal field is even read.
+    its terminal output goes into CI logs, so by default no personal field is even read. A rule
+    of kind sql declares no user table: no e-mail address then.
     """
     s = spec.active()
     params, names = rule(s)
-    counts = sql.SQL(", ").join(db.load_sql("preflight/unplaceable_count", table=t,
-                                            owned=_by_derivation(s, t, OWNED)) for t in s.table_names)
-    found = db.frame(conn, "preflight/unplaceable_users", params, **names, counts=counts,
+    owned = {t: _by_derivation(s, t, OWNED) for t in s.table_names}
+    counts = sql.SQL(", ").join(db.load_sql("preflight/unplaceable_count", table=t, owned=o)
+                                for t, o in owned.items())
+    if s.user_rule.kind == "sql":
+        unplaced = db.fragment(UNPLACED["sql"], users=sql.SQL("\nUNION ALL\n").join(
+            db.fragment("preflight/owned_users", owned=o) for o in owned.values()))
+    else:
+        unplaced = db.fragment(UNPLACED["default_else_owner"], **s.rule_identifiers())
+    found = db.frame(conn, "preflight/unplaceable_users", params, **names, unplaced=unplaced, counts=counts,
                      total=sql.SQL(" + ").join(sql.Identifier(t) for t in s.table_names))
-    if show_personal_data is not True:
+    if show_personal_data is not True or s.user_rule.kind == "sql":
         return found
+    users = s.rule_identifiers()
     emails = db.frame(conn, "preflight/user_emails", {"ids": found["user_id"].tolist()},
-                      users=names["users"], user_key=names["user_key"])
+                      users=users["users"], user_key=users["user_key"])
     found.insert(1, "email", found["user_id"].map(dict(zip(emails["user_id"], emails["email"]))))
     return found
 
@@ -203,16 +221,24 @@ def problems(collision_frame: pd.DataFrame, unplaced: pd.DataFrame, limit: int =
     if len(unplaced) and on_orphan != "quarantine":
         rows = sum(unplaceable_rows(unplaced).values())
         email = "email" in unplaced.columns
+        by_sql = s.user_rule.kind == "sql"
         users = "; ".join(f"{r['user_id']}" + (f" <{r['email']}>" if email else "")
-                          + f" ({r['kind']}, owns {r['owned_tenants']})"
+                          + (f" ({r['kind']})" if by_sql else f" ({r['kind']}, owns {r['owned_tenants']})")
                           for r in unplaced.head(limit).to_dict("records"))
-        names = s.rule_identifiers()
-        out.append(
-            f"{len(unplaced)} user(s) the backfill rule cannot place own {rows} rows: {users}. "
-            f"Set {names['users']}.{names['default_tenant']} for each (or make them "
-            f"{s.user_rule.membership.owner} of exactly one {s.tenant.table}), then run the runbook "
-            f"again; or run with -p on_orphan quarantine to move their rows to {s.quarantine_schema}.")
+        out.append(f"{len(unplaced)} user(s) the backfill rule cannot place own {rows} rows: {users}. "
+                   f"{_placing_advice(s)}, then run the runbook again; or run with -p on_orphan quarantine "
+                   f"to move their rows to {s.quarantine_schema}.")
     return out
+
+
+def _placing_advice(s: spec.Spec) -> str:
+    """What gives an unplaceable user a tenant, by the rule's kind."""
+    if s.user_rule.kind == "sql":
+        return (f"Make the rule's SELECT ({s.user_rule.sql.name}) give each of them one row with a "
+                f"{s.tenant.table} (user_id, tenant_id), or give them one in the data it reads")
+    names = s.rule_identifiers()
+    return (f"Set {names['users']}.{names['default_tenant']} for each (or make them "
+            f"{s.user_rule.membership.owner} of exactly one {s.tenant.table})")
 
 
 def _collision_problem(s: spec.Spec, key: spec.UniqueKey, found: pd.DataFrame, limit: int) -> str:
