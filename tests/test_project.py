@@ -107,7 +107,8 @@ def test_the_backfill_rule_is_written_once_per_form():
     assert writes_it == {rule, "backfill/guard_rule"}
     places_it = {p.relative_to(SQL_DIR).with_suffix("").as_posix() for p in SQL_DIR.rglob("*.sql")
                  if re.search(r"WITH user_workspace AS \(\s*\{user_workspace\}", p.read_text())}
-    assert places_it == {"preflight/collisions", "preflight/unplaceable_users", "check_backfill/rule_mismatches"}
+    assert places_it == {"preflight/collisions", "preflight/unplaceable_users", "preflight/rule_duplicates",
+                         "check_backfill/rule_mismatches"}
     datahub = spec.load(DEFAULT_SPEC)
     assert owner_rule.search(placement.rule_set(datahub).as_string(None))
 

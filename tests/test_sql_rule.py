@@ -117,3 +117,24 @@ def test_a_rule_given_as_sql_runs_the_whole_runbook_as_default_else_owner_does(d
     assert rows(url) == before
     assert all(not r for r in rows(url, QUARANTINE).values())
     assert column_states(url) == {t: "YES" for t in TENANT}
+
+
+def test_a_rule_that_gives_a_user_two_tenants_is_refused_before_any_write(datahub, tmp_path):
+    """The rule's SELECT must give each user at most one row: 00 refuses one that gives more,
+    naming the users and the tenants it gives them, before anything is written."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "datahub_user_workspace.sql").write_text(      # every membership, not only the one owned
+        'SELECT "userId" AS user_id, "workspaceId" AS tenant_id FROM "WorkspaceMember"\n')
+    two = tmp_path / "two.spec.yaml"
+    two.write_text(SPEC.read_text().replace("../../sql/migrations/", f"{ROOT}/sql/migrations/"))
+    url = datahub(shared_pairs=3)                           # partners are members of each other's workspace
+    before, schema = snapshot(url), schema_snapshot(url)
+
+    result = cli("run", write_runbook(tmp_path, "two", two, STAGES), "--run-dir", tmp_path / "run", url=url)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert stage_lines(result.stdout) == {"00_preflight": "gate failed"}
+    assert "gives 3 user(s) more than one row: usr_00000002 (2 rows: ws_1, ws_2)" in result.stdout, result.stdout
+    assert "It must give each user at most one (user_id, tenant_id)" in result.stdout
+    assert snapshot(url) == before and schema_snapshot(url) == schema

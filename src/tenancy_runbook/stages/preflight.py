@@ -24,7 +24,7 @@ UNPLACED = {"default_else_owner": "preflight/unplaced_default_else_owner", "sql"
 SQL = checks.SQL + ("preflight/server", "add_workspace_columns/detect", "preflight/privileges",
                     "preflight/collisions", "common/user_workspace", "common/user_workspace_sql",
                     "preflight/unplaceable_users", "preflight/unplaceable_count", "preflight/owned_users",
-                    "preflight/user_emails") \
+                    "preflight/user_emails", "preflight/rule_duplicates") \
     + tuple(UNPLACED.values()) + tuple(PROJECTED.values()) + tuple(OWNED.values())
 
 
@@ -197,6 +197,24 @@ def unplaceable_users(conn: psycopg.Connection, show_personal_data: bool = False
                       users=users["users"], user_key=users["user_key"])
     found.insert(1, "email", found["user_id"].map(dict(zip(emails["user_id"], emails["email"]))))
     return found
+
+
+def rule_problems(conn: psycopg.Connection, limit: int = 20) -> list[str]:
+    """The spec's user rule gives some user more than one row (only a rule of kind sql can): what
+    to fix, naming the users and the tenants it gives them; empty when it gives at most one."""
+    s = spec.active()
+    if s.user_rule.kind != "sql":
+        return []
+    params, names = rule(s)
+    found = db.rows(conn, "preflight/rule_duplicates", params, **names)
+    if not found:
+        return []
+    users = "; ".join(f"{r['user_id']} ({r['rule_rows']} rows: {', '.join(map(str, r['tenants']))})"
+                      for r in found[:limit])
+    more = f" and {len(found) - limit} more" if len(found) > limit else ""
+    return [f"The rule's SELECT ({s.user_rule.sql}) gives {len(found)} user(s) more than one row: "
+            f"{users}{more}. It must give each user at most one (user_id, tenant_id); make it pick one "
+            "(or none, for a user it should not place), then run the runbook again."]
 
 
 def unplaceable_rows(unplaced: pd.DataFrame) -> dict[str, int]:
