@@ -209,11 +209,10 @@ def rule_problems(conn: psycopg.Connection, limit: int = 20) -> list[str]:
     found = db.rows(conn, "preflight/rule_duplicates", params, **names)
     if not found:
         return []
-    users = "; ".join(f"{r['user_id']} ({r['rule_rows']} rows: {', '.join(map(str, r['tenants']))})"
-                      for r in found[:limit])
-    more = f" and {len(found) - limit} more" if len(found) > limit else ""
+    users = _some([f"{r['user_id']} ({r['rule_rows']} rows: {', '.join(map(str, r['tenants']))})"
+                   for r in found], limit, sep="; ")
     return [f"The rule's SELECT ({s.user_rule.sql}) gives {len(found)} user(s) more than one row: "
-            f"{users}{more}. It must give each user at most one (user_id, tenant_id); make it pick one "
+            f"{users}. It must give each user at most one (user_id, tenant_id); make it pick one "
             "(or none, for a user it should not place), then run the runbook again."]
 
 
@@ -273,7 +272,7 @@ def _collision_problem(s: spec.Spec, key: spec.UniqueKey, found: pd.DataFrame, l
             f"{quarantine.winner_words(key)} and quarantine the rest.")
 
 
-def _some(items: list, limit: int) -> str:
+def _some(items: list, limit: int, sep: str = ", ") -> str:
     """The first ``limit`` items, and how many more."""
-    shown = ", ".join(map(str, items[:limit]))
+    shown = sep.join(map(str, items[:limit]))
     return shown + (f" (and {len(items) - limit} more)" if len(items) > limit else "")
