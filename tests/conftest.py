@@ -121,11 +121,13 @@ def write_runbook(tmp_path: Path, name: str, spec_file: Path, stages, **paramete
     return path
 
 
-def run_runbook(url: str, run_dir: Path, *args, runbook: str = "runbooks/datahub-tenancy.yaml"):
+def run_runbook(url: str, run_dir: Path, *args, runbook: str = "runbooks/datahub-tenancy.yaml",
+                app: "App | None" = None):
     """``tenancy-runbook run RUNBOOK`` on the database at url. One of Data Hub's three runbooks
     (runbooks/datahub-tenancy.yaml, finish.yaml, rollback.yaml) stands for its counterpart of the
-    app the database holds (App.runbooks)."""
-    runbook = app_of(url).runbook(str(runbook))
+    app the database holds (App.runbooks): ``app``, else the one it was seeded as through url (give
+    ``app`` for a URL conftest does not know: a pooler's, another role's, Prisma's)."""
+    runbook = (app or app_of(url)).runbook(str(runbook))
     return cli("run", runbook, "--run-dir", run_dir, *args, url=url)
 
 

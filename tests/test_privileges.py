@@ -25,12 +25,6 @@ def dbname(url: str) -> str:
     return urlsplit(url).path.lstrip("/")
 
 
-def run_as(app, url: str, run_dir, *args, runbook: str = "runbooks/datahub-tenancy.yaml"):
-    """run_runbook with the app's counterpart of a Data Hub runbook named: url logs in as another
-    role (or names a schema), which conftest does not know the app of."""
-    return run_runbook(url, run_dir, *args, runbook=app.runbook(runbook))
-
-
 def statements(stdout: str) -> list[str]:
     """The statements the gate printed, one per line (the CLI indents a gate's message)."""
     return [line.strip() for line in stdout.splitlines()
@@ -87,7 +81,7 @@ def test_a_table_owner_without_create_rights_gets_the_grants_then_the_run_passes
     lock_down(url, runner)
     as_runner = as_role(url, runner)
 
-    refused = run_as(app, as_runner, tmp_path / "refused")
+    refused = run_runbook(as_runner, tmp_path / "refused", app=app)
     output = refused.stdout + refused.stderr
     assert refused.returncode == 1, output
     assert stage_lines(refused.stdout) == {"00_preflight": "gate failed"}, output
@@ -106,7 +100,7 @@ def test_a_table_owner_without_create_rights_gets_the_grants_then_the_run_passes
 
     for statement in statements(refused.stdout):
         query(url, statement)
-    passed = run_as(app, as_runner, tmp_path / "passed")
+    passed = run_runbook(as_runner, tmp_path / "passed", app=app)
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert set(stage_lines(passed.stdout).values()) == {"ok"}
     assert set(column_states(url).values()) == {"NO"}
@@ -126,7 +120,7 @@ def test_a_role_that_does_not_own_the_tables_is_told_whose_role_to_join(app, see
         query(url, f'ALTER TABLE "{table}" OWNER TO {owner}')
     lock_down(url, runner)
 
-    refused = run_as(app, as_role(url, runner), tmp_path / "refused", "--to", "00_preflight")
+    refused = run_runbook(as_role(url, runner), tmp_path / "refused", "--to", "00_preflight", app=app)
     assert refused.returncode == 1, refused.stdout + refused.stderr
     printed = statements(refused.stdout)
     assert printed[:1 + len(others)] == [f"GRANT {owner} TO {runner};",
@@ -137,7 +131,7 @@ def test_a_role_that_does_not_own_the_tables_is_told_whose_role_to_join(app, see
 
     for statement in printed:
         query(url, statement)
-    passed = run_as(app, as_role(url, runner), tmp_path / "passed", "--to", "00_preflight")
+    passed = run_runbook(as_role(url, runner), tmp_path / "passed", "--to", "00_preflight", app=app)
     assert passed.returncode == 0, passed.stdout + passed.stderr
 
 
@@ -168,7 +162,7 @@ def test_schemas_an_administrator_created_need_no_create_on_the_database(app, da
     lock_down(database, runner, schema="app")
     as_runner = as_role(app_url, runner)
 
-    refused = run_as(app, as_runner, tmp_path / "refused", "-p", "on_orphan", "quarantine")
+    refused = run_runbook(as_runner, tmp_path / "refused", "-p", "on_orphan", "quarantine", app=app)
     assert refused.returncode == 1, refused.stdout + refused.stderr
     assert stage_lines(refused.stdout) == {"00_preflight": "gate failed"}
     printed = statements(refused.stdout)
@@ -191,7 +185,7 @@ def test_schemas_an_administrator_created_need_no_create_on_the_database(app, da
 
     for statement in printed:
         query(database, statement)
-    first = run_as(app, as_runner, tmp_path / "first", "-p", "on_orphan", "quarantine", "--to", "20_backfill")
+    first = run_runbook(as_runner, tmp_path / "first", "-p", "on_orphan", "quarantine", "--to", "20_backfill", app=app)
     assert first.returncode == 0, first.stdout + first.stderr
     # an application server of the old version, logged in as a role of its own, writes a row
     # without a workspaceId: the guard places it (it needs nothing in schema tenancy_runbook)
@@ -204,10 +198,11 @@ def test_schemas_an_administrator_created_need_no_create_on_the_database(app, da
     app.write_user_row(db.conninfo(as_role(app_url, app_role)), "from_the_app", user)
     placed = query(database, """SELECT "workspaceId" FROM app.{t} WHERE id = 'from_the_app'""", t=app.user_table)
     assert placed == [(workspace,)]
-    rest = run_as(app, as_runner, tmp_path / "rest", "--from", "30_check_backfill")
+    rest = run_runbook(as_runner, tmp_path / "rest", "--from", "30_check_backfill", app=app)
     assert rest.returncode == 0, rest.stdout + rest.stderr
     # the old version is gone (its row was placed seconds ago; 30-50 took longer than 1s): finish
-    finish = run_as(app, as_runner, tmp_path / "finish", "-p", "quiet_period", "1s", runbook="runbooks/finish.yaml")
+    finish = run_runbook(as_runner, tmp_path / "finish", "-p", "quiet_period", "1s", runbook="runbooks/finish.yaml",
+                         app=app)
     assert finish.returncode == 0, finish.stdout + finish.stderr
     runs = [stage_lines(r.stdout) for r in (first, rest, finish)]
     assert {status for lines in runs for status in lines.values()} == {"ok"}

@@ -20,13 +20,6 @@ from tenancy_runbook import db, demo
 from tenancy_runbook.paths import NOTEBOOKS_DIR
 
 DEFAULTS = ("off", "0", "0")     # default_transaction_read_only, lock_timeout, statement_timeout
-TENANCY = "runbooks/datahub-tenancy.yaml"
-
-
-def run_app_runbook(app, url: str, run_dir, *args):
-    """run_runbook for a URL other than the one the app's database was seeded through (a pooler's,
-    another role's, Prisma's), which run_runbook cannot tell the app of: the app's tenancy runbook."""
-    return cli("run", app.runbooks.get(TENANCY, TENANCY), "--run-dir", run_dir, *args, url=url)
 
 
 def papermill(notebook: str, out, url: str, *args: str):
@@ -52,7 +45,7 @@ def test_a_transaction_pooler_is_refused_and_its_pool_is_left_as_it_was(app, see
     # ... a writing stage alone (confirmed: a dry run only reads) refuses, and the runner refuses before anything runs
     alone = papermill("10_add_workspace_columns", tmp_path / "10.ipynb", pooled, "-p", "confirm", "True")
     assert alone.returncode != 0 and "transaction-pooling proxy" in alone.stderr, alone.stderr[-2000:]
-    result = run_app_runbook(app, pooled, tmp_path / "run")
+    result = run_runbook(pooled, tmp_path / "run", app=app)
     output = result.stdout + result.stderr
     assert result.returncode == 2, output
     assert "transaction-pooling proxy" in output and "direct connection" in output and "directUrl" in output
@@ -75,7 +68,7 @@ def test_a_session_pooler_is_accepted(app, seeded, pgbouncer, tmp_path):
     url = seeded()
     bouncer = pgbouncer("session", pool_size=4)
     pooled = bouncer.url(dbname(url))
-    result = run_app_runbook(app, pooled, tmp_path / "run", "--to", "30_check_backfill")
+    result = run_runbook(pooled, tmp_path / "run", "--to", "30_check_backfill", app=app)
     assert result.returncode == 0, result.stdout + result.stderr
     assert actual_workspaces(url) == expected_workspaces(url)
     assert [s[1:] for s in bouncer.server_states(dbname(url))] == [DEFAULTS] * 4
@@ -103,7 +96,7 @@ def test_prisma_database_url_with_the_app_in_its_own_schema(app, database, tmp_p
     prisma_url = with_query(database, "schema=app&connection_limit=5&pool_timeout=10&pgbouncer=false"
                                       "&socket_timeout=30&sslmode=disable&application_name=datahub-migrate")
 
-    result = run_app_runbook(app, prisma_url, tmp_path / "run")
+    result = run_runbook(prisma_url, tmp_path / "run", app=app)
     assert result.returncode == 0, result.stdout + result.stderr
     assert set(stage_lines(result.stdout).values()) == {"ok"}
     assert actual_workspaces(app_direct) == expected_workspaces(app_direct)
@@ -115,7 +108,7 @@ def test_prisma_database_url_with_the_app_in_its_own_schema(app, database, tmp_p
     # the manifest names the schema, never a password; plan reads the same URL
     manifest = (tmp_path / "run" / "manifest.json").read_text()
     assert '"schema": "app"' in manifest and "(schema app)" in manifest
-    plan = cli("plan", app.runbooks.get(TENANCY, TENANCY), "--no-sql", url=prisma_url)
+    plan = cli("plan", app.runbook(), "--no-sql", url=prisma_url)
     assert plan.returncode == 0 and "(schema app)" in plan.stdout, plan.stdout + plan.stderr
 
 
@@ -149,7 +142,7 @@ def test_role_defaults_neither_kill_nor_block_the_stages(app, seeded, server_url
         blocker.execute('LOCK TABLE "WorkspaceMember" IN ACCESS EXCLUSIVE MODE')
         waited = release_when_waiting(url, blocker, '"WorkspaceMember"', hold=1.0)
         try:
-            result = run_app_runbook(app, hostile, tmp_path / "run", "--to", "50_post_verify")
+            result = run_runbook(hostile, tmp_path / "run", "--to", "50_post_verify", app=app)
         finally:
             blocker.close()
         assert waited.is_set(), "preflight never waited for the lock"
