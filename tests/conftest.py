@@ -131,6 +131,16 @@ def run_runbook(url: str, run_dir: Path, *args, runbook: str = "runbooks/datahub
     return cli("run", runbook, "--run-dir", run_dir, *args, url=url)
 
 
+def start_run(url: str, run_dir: Path, *args, runbook: str = "runbooks/datahub-tenancy.yaml",
+              app: "App | None" = None) -> subprocess.Popen:
+    """run_runbook for a run the test acts on while it runs (a signal, a second run): the CLI as a
+    CI job or systemd starts it, in a session of its own, its output piped as text."""
+    runbook = (app or app_of(url)).runbook(str(runbook))
+    return subprocess.Popen([sys.executable, "-m", "tenancy_runbook", "run", runbook, "--run-dir", str(run_dir), *args],
+                            cwd=ROOT, env={**os.environ, "DATABASE_URL": url}, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def query(url: str, statement: str, params=None, **identifiers):
     with psycopg.connect(url, autocommit=True) as conn:
         cur = conn.execute(sql.SQL(statement).format(

@@ -20,10 +20,9 @@ import time
 
 import nbformat
 import pytest
-from conftest import cli, query, run_runbook
+from conftest import cli, query, run_runbook, start_run
 from test_runlock import notebook_lock  # noqa: F401 (a fixture)
 from test_live import wait_for
-from test_signals import start_run
 
 from tenancy_runbook import control, db, nb, runlock, runner
 from tenancy_runbook.errors import RunbookError

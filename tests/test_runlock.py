@@ -11,24 +11,16 @@ import sys
 import time
 
 import pytest
-from conftest import column_states, run_runbook, stage_lines
+from conftest import column_states, run_runbook, stage_lines, start_run
 
 from tenancy_runbook import nb, runlock
 from tenancy_runbook.paths import NOTEBOOKS_DIR, ROOT
 
-TENANCY = "runbooks/datahub-tenancy.yaml"
-
-
-def start_run(app, url: str, run_dir, *args) -> subprocess.Popen:
-    """The CLI running the app's tenancy runbook as a CI job starts it: in a session of its own."""
-    return subprocess.Popen([sys.executable, "-m", "tenancy_runbook", "run", app.runbooks.get(TENANCY, TENANCY),
-                             "--run-dir", str(run_dir), *args], cwd=ROOT, env={**os.environ, "DATABASE_URL": url},
-                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_two_runs_started_together_one_proceeds_the_other_exits_2_naming_it(app, seeded, tmp_path):
     url = seeded()
-    runs = {name: start_run(app, url, tmp_path / name, "--to", "10_add_workspace_columns")
+    runs = {name: start_run(url, tmp_path / name, "--to", "10_add_workspace_columns")
             for name in ("first", "second")}
     waiting = dict(runs)
     ended = []                     # in the order they ended

@@ -10,24 +10,15 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import psutil
 import pytest
-from conftest import actual_workspaces, expected_workspaces, query, run_runbook
+from conftest import actual_workspaces, expected_workspaces, query, run_runbook, start_run
 from test_concurrency import SLOW_BATCHES
 
 from tenancy_runbook import archive
 from tenancy_runbook.paths import ROOT
-
-
-def start_run(url: str, run_dir, *args) -> subprocess.Popen:
-    """The CLI as a CI job or systemd starts it: in a session of its own."""
-    env = {**os.environ, "DATABASE_URL": url}
-    return subprocess.Popen([sys.executable, "-m", "tenancy_runbook", "run", "runbooks/datahub-tenancy.yaml",
-                             "--run-dir", str(run_dir), *args], cwd=ROOT, env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def backfill_under_way(url: str, proc: subprocess.Popen, rows: int = 200) -> set[int]:
