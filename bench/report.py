@@ -245,11 +245,22 @@ def backfill_section(results: list[dict]) -> list[str]:
                      f"{b['replica_caught_up_s']} | {b['throttle']['seconds']} ({b['throttle']['episodes']}) |")
         if b.get("stopped"):
             lines += ["", f"At {r['rows']:,} rows the batches stopped waiting for the replica: {b['stopped']}"]
+    repeated = [r for r in measured if r["backfill"]["throughput"].get("repeat")]
+    for r in repeated:
+        t = r["backfill"]["throughput"]
+        lines += ["", f"At {r['rows']:,} rows each idle backfill ran {t['repeat']} times in turn; the table shows "
+                  "each one's median run. Every run's rows/s: single UPDATE "
+                  f"{runs_of(t['single_update'])}, 1 worker {runs_of(t['batched'])}, 2 workers "
+                  f"{runs_of(t['batched_2_workers'])}."]
     by = sorted({measured_by(r["backfill"][part]) for r in measured for part in ("throughput", "replica")
                  if r["backfill"].get(part)} - {""})
     if by:
         lines += ["", "Measured by a later invocation on a fresh seed of the same size: " + ", ".join(by) + "."]
     return lines
+
+
+def runs_of(part: dict) -> str:
+    return ", ".join(f"{v:,}" for v in part["runs_rows_per_s"])
 
 
 def chart(results: list[dict], path: Path) -> None:

@@ -297,18 +297,32 @@ def measure_idle(admin: str, template: str) -> dict:
     return idle
 
 
-def measure_throughput(admin: str, template: str) -> dict:
+def measure_throughput(admin: str, template: str, repeat: int = 1) -> dict:
     """On an idle server, each on a copy of its own and right after a CHECKPOINT: the batched
     backfill with 1 worker (BOUNDED) and with 2, and the single UPDATE; rows/s,
-    longest batch and WAL written, and their ratios to the single UPDATE."""
-    out = on_copies(admin, template, "thr", {
-        "batched": lambda url: batched_backfill(url, None),
-        "batched_2_workers": lambda url: batched_backfill(url, None, TWO_WORKERS),
-        "single_update": lambda url: single_update(url, None)})
+    longest batch and WAL written, and their ratios to the single UPDATE. With ``repeat`` > 1
+    the three run in turn that many times and each keeps its median run by rows/s (every run's
+    rows/s listed under ``runs_rows_per_s``): one run of each on this machine varies by 10 to
+    20 % from one to the next, a ratio of two single runs by as much."""
+    measures = {"batched": lambda url: batched_backfill(url, None),
+                "batched_2_workers": lambda url: batched_backfill(url, None, TWO_WORKERS),
+                "single_update": lambda url: single_update(url, None)}
+    runs = {label: [] for label in measures}
+    for i in range(repeat):
+        for label, got in on_copies(admin, template, f"thr{i}", measures).items():
+            runs[label].append(got)
+    out = {}
+    for label, got in runs.items():
+        ranked = sorted(got, key=lambda r: r["rows_per_s"])
+        out[label] = ranked[len(ranked) // 2]
+        if repeat > 1:
+            out[label]["runs_rows_per_s"] = [r["rows_per_s"] for r in got]
     single = out["single_update"]
     out["ratio"] = round(out["batched"]["rows_per_s"] / single["rows_per_s"], 3)
     out["ratio_2_workers"] = round(out["batched_2_workers"]["rows_per_s"] / single["rows_per_s"], 3)
     out["wal_bytes_ratio"] = round(out["batched"]["wal_bytes"] / single["wal_bytes"], 3)
+    if repeat > 1:
+        out["repeat"] = repeat
     return out
 
 
@@ -443,12 +457,12 @@ def add_idle(admin: str, sizes: list[int], results_path: Path) -> int:
     return rewrite_report(results_path, data)
 
 
-def measure_backfills(admin: str, template: str, server_version: str) -> dict:
+def measure_backfills(admin: str, template: str, server_version: str, repeat: int = 1) -> dict:
     """The backfills on an idle server (the cost of batching alone; 1 and 2 workers; WAL), with a
     replica attached (its lag, the time throttled), then both again under the writers' load
     (what the application sees; the single UPDATE makes the writers wait, so it has the CPUs to
     itself while the batches share them)."""
-    throughput = measure_throughput(admin, template)
+    throughput = measure_throughput(admin, template, repeat)
     say_throughput(throughput)
     replica = measure_replica(admin, template, server_version)
     say_replica(replica)
@@ -461,7 +475,8 @@ def measure_backfills(admin: str, template: str, server_version: str) -> dict:
 
 def say_throughput(t: dict) -> None:
     mb = lambda part: round(t[part]["wal_bytes"] / 2**20, 1)  # noqa: E731
-    print(f"   backfill, idle: single UPDATE {t['single_update']['rows_per_s']:,} rows/s; batched, 1 worker "
+    runs = f" (median of {t['repeat']} runs each)" if t.get("repeat") else ""
+    print(f"   backfill, idle{runs}: single UPDATE {t['single_update']['rows_per_s']:,} rows/s; batched, 1 worker "
           f"{t['batched']['rows_per_s']:,} rows/s (ratio {t['ratio']}, longest batch {t['batched']['max_batch_ms']} ms); "
           f"2 workers {t['batched_2_workers']['rows_per_s']:,} rows/s (ratio {t['ratio_2_workers']}, longest batch "
           f"{t['batched_2_workers']['max_batch_ms']} ms); WAL MB {mb('single_update')} / {mb('batched')} / "
@@ -478,7 +493,7 @@ def say_replica(r: dict) -> None:
           f"{r['batched']['throttle']['episodes']} episode(s))", flush=True)
 
 
-def add_backfill(admin: str, sizes: list[int], results_path: Path) -> int:
+def add_backfill(admin: str, sizes: list[int], results_path: Path, repeat: int = 1) -> int:
     """--backfill-into: measure only the backfills on an idle server (1 and 2 workers, the single
     UPDATE, WAL) and with a replica attached, on a fresh seed of each size, and add them to an
     earlier run's results; then write its report again, which says which invocation (and which
@@ -493,7 +508,7 @@ def add_backfill(admin: str, sizes: list[int], results_path: Path) -> int:
         print(f"== {rows:,} MetricDaily rows, backfills only (idle: 1 and 2 workers, WAL; with a replica)", flush=True)
         template, _ = build_template(admin, rows)
         try:
-            throughput = measure_throughput(admin, template)
+            throughput = measure_throughput(admin, template, repeat)
             say_throughput(throughput)
             replica = measure_replica(admin, template, version)
             say_replica(replica)
@@ -586,7 +601,12 @@ def main() -> int:
                         help="measure only the backfills on an idle server (single UPDATE, batches with 1 and 2 "
                              "workers, WAL) and with a streaming replica (lag, time throttled), and add them to "
                              "these results")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="run the idle backfills (1 worker, 2 workers, single UPDATE) N times in turn and keep "
+                             "each one's median run (ratios of single runs vary by 10 to 20 %% on a small machine)")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error(f"--repeat {args.repeat}: give 1 or more runs")
     sizes = sorted(args.rows or [200_000])
     server = None
     admin = os.environ.get("DATABASE_URL")
@@ -596,7 +616,7 @@ def main() -> int:
     if args.idle_into or args.preflight_into or args.backfill_into:
         try:
             if args.backfill_into:
-                return add_backfill(admin, sizes, args.backfill_into)
+                return add_backfill(admin, sizes, args.backfill_into, args.repeat)
             if args.idle_into:
                 return add_idle(admin, sizes, args.idle_into)
             with tempfile.TemporaryDirectory() as work:
@@ -614,7 +634,7 @@ def main() -> int:
                 template, built = build_template(admin, rows, Path(work))
                 print(f"   seeded in {built['seed_s']} s: {built['counts']}", flush=True)
                 print(f"   00_preflight: {built['preflight']}", flush=True)
-                backfills, a, b = measure_backfills(admin, template, version)
+                backfills, a, b = measure_backfills(admin, template, version, args.repeat)
                 print(f"   backfill, writers: batched {backfills['batched']['rows_per_s']:,} rows/s, single UPDATE "
                       f"{backfills['single_update']['rows_per_s']:,} rows/s (ratio {backfills['ratio']})", flush=True)
                 enforcement = measure_enforcement(a, b)
