@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tenancy_runbook import demo, embedded, spec
+from tenancy_runbook import db, demo, embedded, spec
 from tenancy_runbook.paths import DEFAULT_SPEC, ROOT, SPEC_ENV
 
 # Small but messy enough to exercise every rule: shared workspaces, users placed by the
@@ -69,9 +69,15 @@ def app(request, monkeypatch) -> "App":
     return chosen
 
 
-# A test marked DATAHUB_ONLY runs on Data Hub alone for the suite's time budget only: it would
-# double a run that is long already. Its projects variant passes; removing the mark brings it back.
-DATAHUB_ONLY = pytest.mark.parametrize("app", ["datahub"], indirect=True)
+@pytest.fixture
+def plain_database(app, server_url):
+    """A second database: the app's schema before migration 1 and nothing else, for Prisma's
+    migrations to be applied (or a history replayed) as plain SQL."""
+    name = f"trb_plain_{uuid.uuid4().hex[:8]}"
+    url = demo.create_database(server_url, name)
+    app.load_schema(url)
+    yield url
+    demo.drop_database(server_url, name)
 
 
 @pytest.fixture
@@ -162,14 +168,21 @@ def projects_expected():
     return module
 
 
+def load_projects_schema(url: str) -> None:
+    """The projects app's schema before migration 1, no rows: Data Hub's user tables
+    (sql/demo/users.sql), then its own (schema.sql)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(db.load_sql("demo/users"))
+        conn.execute((PROJECTS_APP / "schema.sql").read_text())
+
+
 def seed_projects(url: str, **options) -> str:
     """The projects app's schema before migration 1 and its seed (``projects_seed.*`` options)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute((PROJECTS_APP / "schema.sql").read_text())
+    load_projects_schema(url)
     with psycopg.connect(url) as conn:      # one transaction: seed.sql's temp tables drop at COMMIT
         for name, value in options.items():
             conn.execute("SELECT set_config('projects_seed.' || %s, %s, false)", [name, str(value)])
-        conn.execute((PROJECTS_APP / "seed.sql").read_text(), prepare=False)
+        conn.execute(db.with_includes((PROJECTS_APP / "seed.sql").read_text()), prepare=False)
     return url
 
 
@@ -297,7 +310,13 @@ class App:
     user_table: str
     user_row: str
     seed_fn: Callable
+    schema_fn: Callable          # url -> its schema before migration 1, no rows
     expected: Callable
+
+    def load_schema(self, url: str) -> None:
+        """The app's schema as it is before migration 1, no rows (a plain database to replay
+        Prisma's migrations on, a decoy schema)."""
+        self.schema_fn(url)
 
     def seed(self, url: str, **options) -> str:
         """The app's schema and seed on the (empty) database at url; url, remembered as this app's."""
@@ -332,7 +351,7 @@ DATAHUB = App(
     per_big_row={"metric_days": 48},
     user_table="ChatMessage",
     user_row="""INSERT INTO "ChatMessage" (id, "userId", role, content) VALUES (%(id)s, %(user)s, 'user', 'hi')""",
-    seed_fn=_seed_datahub, expected=_datahub_expected)
+    seed_fn=_seed_datahub, schema_fn=demo.load_schema, expected=_datahub_expected)
 
 PROJECTS = App(
     name="projects", title="projects", spec=PROJECTS_SPEC,
@@ -349,6 +368,7 @@ PROJECTS = App(
     user_row="""INSERT INTO "Label" (id, name, color, "createdById", "updatedAt")
                 VALUES (%(id)s, 'late ' || %(id)s, '#777777', %(user)s, now())""",
     seed_fn=lambda url, **options: seed_projects(url, **{**PROJECTS_SMALL, **options}),
+    schema_fn=load_projects_schema,
     expected=_projects_expected)
 
 APPS = {a.name: a for a in (DATAHUB, PROJECTS)}

@@ -7,26 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 
-import pytest
-from conftest import PROJECTS_APP, cli, column_states, notebook_text, query, run_runbook, schema_snapshot
+from conftest import cli, column_states, notebook_text, query, run_runbook, schema_snapshot
 from test_online import PRISMA_TABLE
 
-from tenancy_runbook import demo, spec
-
-
-@pytest.fixture
-def plain(app, server_url):
-    """A database with the app's schema and nothing else, to replay a history on."""
-    name = f"trb_plain_{uuid.uuid4().hex[:8]}"
-    url = demo.create_database(server_url, name)
-    if app.name == "datahub":
-        demo.load_schema(url)
-    else:
-        query(url, (PROJECTS_APP / "schema.sql").read_text())
-    yield url
-    demo.drop_database(server_url, name)
+from tenancy_runbook import spec
 
 
 def history(url: str) -> list[tuple]:
@@ -49,7 +34,7 @@ def replayed_agrees(url: str, plain_url: str, texts: dict) -> None:
     assert schema_snapshot(url) == schema_snapshot(plain_url)
 
 
-def test_rollback_then_forward_then_rollback_keeps_prismas_history_true(app, seeded, plain, tmp_path):
+def test_rollback_then_forward_then_rollback_keeps_prismas_history_true(app, seeded, plain_database, tmp_path):
     url = seeded()
     query(url, PRISMA_TABLE)
     m1, m2 = spec.load(app.spec).migrations.add_column, spec.load(app.spec).migrations.not_null
@@ -100,4 +85,4 @@ def test_rollback_then_forward_then_rollback_keeps_prismas_history_true(app, see
     assert second.endswith(f"_{base}_rollback") and second > again and second_sql == rollback_sql
     texts[second] = second_sql
     assert [n for n, _ in history(url)] == [m1.name, m2.name, rollback, again, second]
-    replayed_agrees(url, plain, texts)
+    replayed_agrees(url, plain_database, texts)

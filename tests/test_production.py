@@ -14,9 +14,9 @@ import uuid
 
 import psycopg
 import pytest
-from conftest import PROJECTS_APP, actual_workspaces, cli, expected_workspaces, query, run_runbook, stage_lines
+from conftest import actual_workspaces, cli, expected_workspaces, query, run_runbook, stage_lines
 
-from tenancy_runbook import db, demo
+from tenancy_runbook import db
 from tenancy_runbook.paths import NOTEBOOKS_DIR
 
 DEFAULTS = ("off", "0", "0")     # default_transaction_read_only, lock_timeout, statement_timeout
@@ -78,21 +78,13 @@ def with_query(url: str, query_string: str) -> str:
     return url + ("&" if "?" in url else "?") + query_string
 
 
-def load_decoy(app, url: str) -> None:
-    """The app's tables, empty, in the schema the URL's search_path names first."""
-    if app.name == "datahub":
-        demo.load_schema(url)
-    else:
-        query(url, (PROJECTS_APP / "schema.sql").read_text())
-
-
 def test_prisma_database_url_with_the_app_in_its_own_schema(app, database, tmp_path):
     """?schema=app selects the app's schema; Prisma's pool parameters are ignored, libpq's kept.
     A decoy copy of the tables in public stays untouched."""
     query(database, "CREATE SCHEMA app")
     app_direct = db.conninfo(with_query(database, "schema=app"))    # search_path=app
     app.seed(app_direct)                             # the app's small seed, in schema app
-    load_decoy(app, database)                        # the decoy, in public, never migrated
+    app.load_schema(database)                        # the decoy, in public, never migrated
     prisma_url = with_query(database, "schema=app&connection_limit=5&pool_timeout=10&pgbouncer=false"
                                       "&socket_timeout=30&sslmode=disable&application_name=datahub-migrate")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from conftest import (PROJECTS_APP, PROJECTS_SPEC, cli, notebook_text, projects_expected, query, schema_snapshot,
-                      seed_projects)
+                      load_projects_schema, seed_projects)
 from psycopg import sql
 
 from tenancy_runbook import db, demo, paths, quarantine
@@ -55,7 +55,7 @@ def plain(server_url):
     name = f"trb_plain_{uuid.uuid4().hex[:8]}"
     url = demo.create_database(server_url, name)
     try:
-        _apply(url, (APP / "schema.sql").read_text())
+        load_projects_schema(url)
         yield url
     finally:
         demo.drop_database(server_url, name)

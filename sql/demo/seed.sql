@@ -24,23 +24,12 @@ SELECT current_setting('datahub_seed.users')::int                   AS users,
        ARRAY['sessions', 'revenue', 'orders', 'users', 'conversions'] AS metrics;
 
 CREATE TEMP TABLE seed_user ON COMMIT DROP AS
-SELECT n,
-       'usr_' || lpad(n::text, 8, '0') AS id,
-       CASE WHEN n <= o.users THEN 'regular'
-            WHEN n <= o.users + o.orphans THEN 'orphan'
-            ELSE 'ambiguous' END AS kind,
-       CASE
-         WHEN n > o.users THEN NULL                                        -- orphan, ambiguous
-         WHEN n > o.users - o.users_without_default THEN NULL              -- OWNER rule applies
-         WHEN n <= 2 * o.shared_pairs AND n % 2 = 0 THEN 'ws_' || (n - 1)  -- shares its partner's
-         ELSE 'ws_' || n
-       END AS default_ws,
-       CASE
-         WHEN n <= 2 * o.shared_pairs AND n % 2 = 0 AND n / 2 > o.collisions THEN o.connections_per_user
-         WHEN n <= 2 * o.shared_pairs THEN 0
-         ELSE n % 4
-       END AS provider_offset
-FROM seed_opt o, generate_series(1, o.users + o.orphans + o.ambiguous) AS n;
+SELECT u.*,
+       -- providers: partners in a colliding pair connect the same ones, other partners disjoint ones
+       CASE u.pairing WHEN 'apart' THEN o.connections_per_user WHEN 'same' THEN 0 ELSE u.n % 4 END AS provider_offset
+FROM seed_opt o, (
+{include demo/seed_users}
+) AS u;
 
 INSERT INTO "Workspace" ("id", "name")
 SELECT 'ws_' || n, 'Workspace ' || n FROM seed_user WHERE kind <> 'orphan'
@@ -51,11 +40,7 @@ INSERT INTO "User" ("id", "email", "defaultWorkspaceId")
 SELECT id, 'user' || n || '@example.com', default_ws FROM seed_user;
 
 INSERT INTO "WorkspaceMember" ("workspaceId", "userId", "role")
-SELECT 'ws_' || n, id, 'OWNER'::"WorkspaceRole" FROM seed_user WHERE kind <> 'orphan'
-UNION ALL
-SELECT 'ws_' || n || '_b', id, 'OWNER'::"WorkspaceRole" FROM seed_user WHERE kind = 'ambiguous'
-UNION ALL
-SELECT default_ws, id, 'MEMBER'::"WorkspaceRole" FROM seed_user WHERE default_ws <> 'ws_' || n
+{include demo/seed_memberships}
 UNION ALL
 SELECT 'ws_1', id, 'MEMBER'::"WorkspaceRole" FROM seed_user WHERE kind = 'orphan'
   AND EXISTS (SELECT 1 FROM "Workspace" WHERE "id" = 'ws_1');

@@ -362,7 +362,7 @@ def load_sql(name: str, /, **identifiers) -> sql.Composable:
     A placeholder's value is a name (``"Connection"``), a qualified name as a tuple
     (``("datahub_quarantine", "Connection")``) or a list of names (a column list).
     """
-    text = _include(_read_sql(name))
+    text = with_includes(_read_sql(name))
     if not identifiers:
         return sql.SQL(text)
     return sql.SQL(text).format(**{k: _identifier(v) for k, v in identifiers.items()})
@@ -386,9 +386,10 @@ def _read_sql(name: str) -> str:
         raise RunbookError(f"SQL file {path} is missing: the checkout is incomplete.") from None
 
 
-def _include(text: str) -> str:
+def with_includes(text: str) -> str:
     """Put the text of every ``{include <name>}`` (a file under sql/, one level deep) in its place,
-    its comment lines left out, so one rule is written once and read by several statements."""
+    its comment lines left out, so one rule is written once and read by several statements (a
+    SQL file outside sql/ too: the tests' second app seeds its users as Data Hub does)."""
     def body(match: re.Match) -> str:
         included = _read_sql(match.group(1))
         if INCLUDE.search(included):

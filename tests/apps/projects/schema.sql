@@ -1,34 +1,10 @@
 -- The "projects" app's schema as Prisma created it, before the tenancy migration
--- (README.md beside this file). User, Workspace and WorkspaceMember are Data Hub's, column for
--- column, so the same user -> workspace rule applies; no _prisma_migrations table, as in
--- sql/demo/schema.sql.
-
-CREATE TYPE "WorkspaceRole" AS ENUM ('OWNER', 'ADMIN', 'MEMBER');
+-- (README.md beside this file); no _prisma_migrations table, as in sql/demo/schema.sql. Its
+-- User, Workspace and WorkspaceMember are Data Hub's, column for column, so the same user ->
+-- workspace rule applies: they come from sql/demo/users.sql, loaded first
+-- (tests/conftest.py's load_projects_schema does both).
 
 CREATE TYPE "TaskStatus" AS ENUM ('TODO', 'IN_PROGRESS', 'DONE');
-
-CREATE TABLE "Workspace" (
-    "id" TEXT NOT NULL,
-    "name" TEXT NOT NULL,
-    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    CONSTRAINT "Workspace_pkey" PRIMARY KEY ("id")
-);
-
-CREATE TABLE "User" (
-    "id" TEXT NOT NULL,
-    "email" TEXT NOT NULL,
-    "defaultWorkspaceId" TEXT,
-    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    CONSTRAINT "User_pkey" PRIMARY KEY ("id")
-);
-
-CREATE TABLE "WorkspaceMember" (
-    "workspaceId" TEXT NOT NULL,
-    "userId" TEXT NOT NULL,
-    "role" "WorkspaceRole" NOT NULL DEFAULT 'MEMBER',
-    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    CONSTRAINT "WorkspaceMember_pkey" PRIMARY KEY ("workspaceId", "userId")
-);
 
 CREATE TABLE "Project" (
     "id" TEXT NOT NULL,
@@ -85,16 +61,12 @@ CREATE TABLE "Label" (
     CONSTRAINT "Label_pkey" PRIMARY KEY ("id")
 );
 
-CREATE UNIQUE INDEX "User_email_key" ON "User"("email");
 CREATE INDEX "Project_ownerId_idx" ON "Project"("ownerId");
 CREATE INDEX "Task_projectId_idx" ON "Task"("projectId");
 CREATE INDEX "Comment_taskId_createdAt_idx" ON "Comment"("taskId", "createdAt");
 CREATE INDEX "Attachment_commentId_idx" ON "Attachment"("commentId");
 CREATE UNIQUE INDEX "Label_createdById_name_key" ON "Label"("createdById", "name");
 
-ALTER TABLE "User" ADD CONSTRAINT "User_defaultWorkspaceId_fkey" FOREIGN KEY ("defaultWorkspaceId") REFERENCES "Workspace"("id") ON DELETE SET NULL ON UPDATE CASCADE;
-ALTER TABLE "WorkspaceMember" ADD CONSTRAINT "WorkspaceMember_workspaceId_fkey" FOREIGN KEY ("workspaceId") REFERENCES "Workspace"("id") ON DELETE CASCADE ON UPDATE CASCADE;
-ALTER TABLE "WorkspaceMember" ADD CONSTRAINT "WorkspaceMember_userId_fkey" FOREIGN KEY ("userId") REFERENCES "User"("id") ON DELETE CASCADE ON UPDATE CASCADE;
 ALTER TABLE "Project" ADD CONSTRAINT "Project_ownerId_fkey" FOREIGN KEY ("ownerId") REFERENCES "User"("id") ON DELETE CASCADE ON UPDATE CASCADE;
 ALTER TABLE "Task" ADD CONSTRAINT "Task_projectId_fkey" FOREIGN KEY ("projectId") REFERENCES "Project"("id") ON DELETE CASCADE ON UPDATE CASCADE;
 ALTER TABLE "Task" ADD CONSTRAINT "Task_assigneeId_fkey" FOREIGN KEY ("assigneeId") REFERENCES "User"("id") ON DELETE SET NULL ON UPDATE CASCADE;

@@ -1,8 +1,9 @@
 -- Synthetic "projects" data, deterministic, sized and made messy by the projects_seed.* options
 -- (set them as sql/demo/set_option.sql sets datahub_seed.*: set_config('projects_seed.<name>',
 -- '<value>', false); an option left unset takes the default named below). Run it in one
--- transaction (its temp tables are ON COMMIT DROP): `psql -1 -f seed.sql`, or inside
--- `with conn.transaction():`. README.md beside this file lists every messy row and its outcome.
+-- transaction (its temp tables are ON COMMIT DROP), with the files under sql/ it includes put
+-- in place (tenancy_runbook.db.with_includes; README.md beside this file shows how).
+-- README.md lists every messy row and its outcome.
 --
 -- Users are numbered as in sql/demo/seed.sql:
 --   1 .. users                    regular users, each OWNER of workspace ws_<n>
@@ -61,34 +62,22 @@ END
 $$;
 
 CREATE TEMP TABLE seed_user ON COMMIT DROP AS
-SELECT n,
-       'usr_' || lpad(n::text, 8, '0') AS id,
-       CASE WHEN n <= o.users THEN 'regular'
-            WHEN n <= o.users + o.orphans THEN 'orphan'
-            ELSE 'ambiguous' END AS kind,
-       CASE
-         WHEN n > o.users THEN NULL                                        -- orphan, ambiguous
-         WHEN n > o.users - o.users_without_default THEN NULL              -- OWNER rule applies
-         WHEN n <= 2 * o.shared_pairs AND n % 2 = 0 THEN 'ws_' || (n - 1)  -- shares its partner's
-         ELSE 'ws_' || n
-       END AS default_ws,
+SELECT u.*,
        -- labels: partners in a colliding pair use the same names, other partners disjoint ones
-       CASE
-         WHEN n <= 2 * o.shared_pairs AND n % 2 = 0 AND n / 2 > o.collisions THEN o.labels_per_user
-         WHEN n <= 2 * o.shared_pairs THEN 0
-         ELSE n % 8
-       END AS label_offset,
+       CASE u.pairing WHEN 'apart' THEN o.labels_per_user WHEN 'same' THEN 0 ELSE u.n % 8 END AS label_offset,
        -- in colliding pair i: i % 3 = 1 the second user's labels are newer, i % 3 = 2 both
        -- are equally recent (the smaller id wins), i % 3 = 0 the first user's are newer
        CASE
-         WHEN n <= 2 * o.collisions AND n % 2 = 0 THEN
-           CASE (n / 2) % 3 WHEN 1 THEN INTERVAL '1 hour' WHEN 2 THEN INTERVAL '0' ELSE INTERVAL '-1 hour' END
+         WHEN u.n <= 2 * o.collisions AND u.n % 2 = 0 THEN
+           CASE (u.n / 2) % 3 WHEN 1 THEN INTERVAL '1 hour' WHEN 2 THEN INTERVAL '0' ELSE INTERVAL '-1 hour' END
          ELSE INTERVAL '0'
        END AS label_shift,
-       CASE WHEN n <= 2 * o.collisions THEN (n + 1) / 2 * 10 ELSE n * 10 END AS label_clock,
-       n % (o.users + o.orphans + o.ambiguous) + 1 AS neighbour,
-       CASE WHEN n = 1 THEN o.users + o.orphans + o.ambiguous ELSE n - 1 END AS previous
-FROM seed_opt o, generate_series(1, o.users + o.orphans + o.ambiguous) AS n;
+       CASE WHEN u.n <= 2 * o.collisions THEN (u.n + 1) / 2 * 10 ELSE u.n * 10 END AS label_clock,
+       u.n % (o.users + o.orphans + o.ambiguous) + 1 AS neighbour,
+       CASE WHEN u.n = 1 THEN o.users + o.orphans + o.ambiguous ELSE u.n - 1 END AS previous
+FROM seed_opt o, (
+{include demo/seed_users}
+) AS u;
 
 INSERT INTO "Workspace" ("id", "name", "createdAt")
 SELECT 'ws_' || n, 'Workspace ' || n, TIMESTAMP '2024-06-01' + n * INTERVAL '1 hour'
@@ -102,11 +91,7 @@ SELECT id, 'user' || n || '@example.com', default_ws, TIMESTAMP '2024-06-01' + n
 FROM seed_user;
 
 INSERT INTO "WorkspaceMember" ("workspaceId", "userId", "role")
-SELECT 'ws_' || n, id, 'OWNER'::"WorkspaceRole" FROM seed_user WHERE kind <> 'orphan'
-UNION ALL
-SELECT 'ws_' || n || '_b', id, 'OWNER'::"WorkspaceRole" FROM seed_user WHERE kind = 'ambiguous'
-UNION ALL
-SELECT default_ws, id, 'MEMBER'::"WorkspaceRole" FROM seed_user WHERE default_ws <> 'ws_' || n
+{include demo/seed_memberships}
 UNION ALL
 SELECT 'ws_1', u.id,
        CASE WHEN u.n = o.users + 1 THEN 'ADMIN' ELSE 'MEMBER' END::"WorkspaceRole"
