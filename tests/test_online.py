@@ -1,7 +1,7 @@
 """Migration 1 online: the same schema as Prisma's migration.sql, INVALID indexes repaired,
 and the migration history recorded the way `prisma migrate resolve --applied` records it.
 Each test once per app (Data Hub, and the projects app of tests/apps/projects/), with its own
-migrations (its spec's), but those marked DATAHUB_ONLY."""
+migrations (its spec's)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ import hashlib
 import re
 import uuid
 
-import psycopg
 import pytest
-from conftest import DATAHUB_ONLY, PROJECTS_APP, notebook_text, query, run_runbook, schema_snapshot, stage_lines
+from conftest import notebook_text, query, run_runbook, schema_snapshot, stage_lines
 
-from tenancy_runbook import demo, spec
+from tenancy_runbook import spec
 
 PRISMA_TABLE = """CREATE TABLE "_prisma_migrations" (
     "id" VARCHAR(36) PRIMARY KEY NOT NULL,
@@ -41,27 +40,6 @@ def checksum(migration: spec.Migration) -> str:
     return hashlib.sha256(migration_sql(migration).encode()).hexdigest()
 
 
-def load_schema(app, url: str) -> None:
-    """The app's schema as it is before migration 1, no rows."""
-    if app.name == "datahub":
-        demo.load_schema(url)
-    else:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute((PROJECTS_APP / "schema.sql").read_text())
-
-
-@pytest.fixture
-def plain_database(app, server_url):
-    """A second database: the app's schema, for Prisma's migrations to be applied as plain SQL."""
-    name = f"trb_plain_{uuid.uuid4().hex[:8]}"
-    url = demo.create_database(server_url, name)
-    load_schema(app, url)
-    yield url
-    demo.drop_database(server_url, name)
-
-
-# Data Hub only: a whole run and the finish (about 40 s a backend for projects)
-@DATAHUB_ONLY
 def test_online_migrations_reach_exactly_prismas_schema(app, seeded, plain_database, tmp_path):
     url = seeded()
     m1, m2 = migrations(app)
@@ -104,8 +82,6 @@ def test_invalid_index_from_a_failed_concurrent_build_is_rebuilt(app, seeded, tm
     assert f"build index {key.index}" in notebook_text(tmp_path / "run" / "10_add_workspace_columns.ipynb")
 
 
-# Data Hub only: two whole runs (about 50 s a backend for projects)
-@DATAHUB_ONLY
 def test_migrations_are_recorded_as_prisma_migrate_resolve_does(app, seeded, tmp_path):
     url = seeded()
     m1, m2 = migrations(app)

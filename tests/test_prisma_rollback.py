@@ -4,8 +4,8 @@ The rollback writes the migration `prisma migrate dev` generates for `String?` i
 directory and records it as applied, once. "Agrees" is checked as Prisma's drift check does it:
 the migrations the history lists, replayed in order on a fresh copy of the schema, give the
 database's schema. (No test here runs the Prisma CLI: the suite has no way to run it offline.)
-Written for both apps (Data Hub, and the projects app of tests/apps/projects/); both tests are
-marked DATAHUB_ONLY for now.
+Each test once per app (Data Hub, and the projects app of tests/apps/projects/), with its own
+Prisma migrations.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ import json
 import re
 from datetime import datetime, timezone
 
-from conftest import DATAHUB_ONLY, cli, column_states, notebook_text, query, run_runbook, schema_snapshot
-from test_online import (PRISMA_TABLE, checksum, migration_sql, migrations,
-                         plain_database)  # noqa: F401 - a fixture
+from conftest import cli, column_states, notebook_text, query, run_runbook, schema_snapshot
+from test_online import PRISMA_TABLE, checksum, migration_sql, migrations
 
 ROLLBACK_NAME = {"datahub": "datahub_workspace_not_null_rollback",      # app -> the migration's name,
                  "projects": "projects_workspace_not_null_rollback"}    # after its timestamp
@@ -46,8 +45,6 @@ def migration_folder(app, run_dir):
     return folders[0]
 
 
-# Data Hub only: a whole run and two rollbacks (about 45 s a backend for projects)
-@DATAHUB_ONLY
 def test_rollback_writes_and_records_the_prisma_migration_once(app, seeded, plain_database, tmp_path):
     url = seeded()
     m1, m2 = migrations(app)
@@ -99,8 +96,6 @@ def test_rollback_writes_and_records_the_prisma_migration_once(app, seeded, plai
     assert "    prisma history: already recorded as applied in _prisma_migrations" in again.stdout.splitlines()
 
 
-# Data Hub only: a whole run in two parts and two rollbacks (about 35 s a backend for projects)
-@DATAHUB_ONLY
 def test_without_prisma_the_rollback_is_recorded_in_the_runbooks_own_history(app, seeded, tmp_path):
     url = seeded()
     m1, m2 = migrations(app)

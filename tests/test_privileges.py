@@ -1,7 +1,7 @@
 """Least privilege: 00_preflight's gate names every privilege the run will need, before any
 write, as the GRANT statements that give it; with exactly those granted the whole runbook passes
 as a role that is neither superuser nor allowed to create anything by default. Each test once per
-app (Data Hub, and the projects app of tests/apps/projects/), but those marked DATAHUB_ONLY."""
+app (Data Hub, and the projects app of tests/apps/projects/)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from conftest import DATAHUB_ONLY, column_states, notebook_text, query, run_runbook, stage_lines
+from conftest import column_states, notebook_text, query, run_runbook, stage_lines
 from test_online import PRISMA_TABLE
 
 from tenancy_runbook import db
@@ -71,8 +71,6 @@ def nothing_written(url: str, app, *, prisma: str | None = None) -> None:
         assert query(url, f'SELECT count(*) FROM {prisma}."_prisma_migrations"') == [(0,)]
 
 
-# Data Hub only: a whole run as the runner (about 30 s a backend for projects)
-@DATAHUB_ONLY
 def test_a_table_owner_without_create_rights_gets_the_grants_then_the_run_passes(app, seeded, roles, tmp_path):
     url = seeded()
     runner = roles("runner", url)
@@ -144,8 +142,6 @@ IN_SCHEMA_APP = {
 }
 
 
-# Data Hub only: a whole run in three parts and the finish (about 35 s a backend for projects)
-@DATAHUB_ONLY
 def test_schemas_an_administrator_created_need_no_create_on_the_database(app, database, roles, tmp_path):
     """The app in schema app (?schema=app), Prisma's migration table there, tenancy_runbook and
     the quarantine schema created beforehand by the administrator, rows to quarantine: the gate

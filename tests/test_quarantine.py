@@ -1,10 +1,9 @@
 """Collisions and orphans: quarantined (nothing lost, nothing doubled), then restored exactly.
-Each test once per app (Data Hub, and the projects app of tests/apps/projects/), but those
-marked DATAHUB_ONLY."""
+Each test once per app (Data Hub, and the projects app of tests/apps/projects/)."""
 
 from __future__ import annotations
 
-from conftest import DATAHUB_ONLY, app_of, column_states, notebook_text, query, run_runbook, stage_lines
+from conftest import app_of, column_states, notebook_text, query, run_runbook, stage_lines
 
 ORIGINAL = {   # app -> the columns each table had before the migration
     "datahub": {
@@ -91,8 +90,6 @@ def test_collisions_and_orphans_are_quarantined_then_restored_row_by_row(app, se
     assert column_states(url) == {t: "YES" for t in app.tables}
 
 
-# Data Hub only: a second run and rollback (about 40 s a backend for projects)
-@DATAHUB_ONLY
 def test_restore_is_refused_when_a_row_would_break_a_constraint(app, seeded, tmp_path):
     url = seeded(shared_pairs=3, collisions=1)
     assert run_runbook(url, tmp_path / "run", *QUARANTINE).returncode == 0

@@ -18,7 +18,6 @@ from conftest import actual_workspaces, expected_workspaces, query, run_runbook,
 from test_concurrency import SLOW_BATCHES
 
 from tenancy_runbook import archive
-from tenancy_runbook.paths import ROOT
 
 
 def backfill_under_way(url: str, proc: subprocess.Popen, rows: int = 200) -> set[int]:

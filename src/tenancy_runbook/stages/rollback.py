@@ -21,7 +21,7 @@ from __future__ import annotations
 import pandas as pd
 import psycopg
 
-from .. import checks, db, history, interactive, locks, quarantine, runbook, runlock, spec
+from .. import checks, db, history, locks, quarantine, runbook, runlock, spec
 from ..errors import GateFailed
 from ..locks import DDLLog, RetryPolicy, run_ddl
 from .enforce_not_null import check_name, prisma_steps
