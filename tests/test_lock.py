@@ -86,7 +86,7 @@ def edit(path, old, new):
 def test_the_copies_agree_and_pytest_settings_are_not_dependencies(project):
     assert check(project) == []
     pyproject = project / "pyproject.toml"
-    edit(pyproject, 'addopts = "-ra"', 'addopts = "-ra -x"')
+    edit(pyproject, 'addopts = "-ra', 'addopts = "-x -ra')
     edit(pyproject, '"pyyaml>=6",', '"PyYAML >= 6",')  # the same requirement, spelled otherwise
     assert deps.pyproject_digest(pyproject) == deps.pyproject_digest()
     assert check(project) == []
