@@ -237,10 +237,7 @@ def release_when_ddl_waits(url: str, blocker, table: str, hold: float) -> thread
 
 
 @pytest.mark.parametrize("release_after", [1.5, None])
-@pytest.mark.parametrize("app", ["datahub"], indirect=True)
 def test_a_lock_holder_never_queues_writers_behind_enforcement(app, seeded, tmp_path, release_after):
-    # Data Hub only, for the suite's time: its subject is how a DDL step waits for a lock (locks.run_ddl),
-    # the same for every spec; its projects variant passes as well
     url = seeded()
     assert run_runbook(url, tmp_path / "a", "--to", "30_check_backfill").returncode == 0
     blocker = psycopg.connect(url)          # a long transaction that has read the big table

@@ -13,7 +13,6 @@ import time
 import uuid
 
 import psycopg
-import pytest
 from conftest import actual_workspaces, cli, expected_workspaces, query, run_runbook, stage_lines
 
 from tenancy_runbook import db
@@ -60,11 +59,8 @@ def test_a_transaction_pooler_is_refused_and_its_pool_is_left_as_it_was(app, see
     assert [s[1:] for s in states] == [DEFAULTS] * 2, states
 
 
-@pytest.mark.parametrize("app", ["datahub"], indirect=True)
 def test_a_session_pooler_is_accepted(app, seeded, pgbouncer, tmp_path):
     """A session-mode PgBouncer keeps one server connection per client: safe, so the run goes on."""
-    # Data Hub only, for the suite's time: its subject is the connection, the same for every spec;
-    # its projects variant passes as well
     url = seeded()
     bouncer = pgbouncer("session", pool_size=4)
     pooled = bouncer.url(dbname(url))
@@ -111,14 +107,11 @@ def as_role(url: str, role: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rpartition('@')[2]}"))
 
 
-@pytest.mark.parametrize("app", ["datahub"], indirect=True)
 def test_role_defaults_neither_kill_nor_block_the_stages(app, seeded, server_url, tmp_path):
     """A role whose defaults are hostile: statements killed after 100 ms, lock waits after 100 ms,
     every transaction read-only. While preflight runs, another session holds a lock on
     WorkspaceMember for a while: preflight's query waits for it (longer than the role allows) and
     goes on. Every stage's transactions set their own timeouts and READ WRITE, and the run passes."""
-    # Data Hub only, for the suite's time: its subject is the connection's settings (db.connect), the
-    # same for every spec; its projects variant passes as well
     url = seeded()
     role = f"trb_hostile_{uuid.uuid4().hex[:8]}"
     query(server_url, f'CREATE ROLE "{role}" LOGIN SUPERUSER')

@@ -72,9 +72,7 @@ def place(url: str, table: str, workspaces: dict) -> None:
                   WHERE r."id" = x.id""", [list(workspaces), list(workspaces.values())], t=table)
 
 
-@pytest.mark.parametrize("app", ["datahub"], indirect=True)
 def test_ninety_percent_done_then_a_tight_batch_timeout_converges(app, seeded, tmp_path):
-    # on Data Hub only (time): the projects app resumes with the same timeout in the kill's test below
     url = migrate(seeded(**app.rows(ROWS)))
     expected = expected_workspaces(url)
     cut = int(heap_pages(url, app.big) * 0.9)
