@@ -60,10 +60,12 @@ STRICTER = ["100us", "0.4", "010", "0x10", "+5s", "1e3", "-0"]   # PostgreSQL ta
 def test_durations_are_read_as_postgresql_reads_them(database):
     with psycopg.connect(database, autocommit=True) as conn:
         def server_ms(text):
+            # lock_timeout, read as statement_timeout is (milliseconds, the same bounds): a 1 ms
+            # statement_timeout would cancel the query that reads it back on a busy server
             try:
                 with conn.transaction():
-                    conn.execute("SELECT set_config('statement_timeout', %s, true)", (text,))
-                    return int(conn.execute("SELECT setting FROM pg_settings WHERE name = 'statement_timeout'")
+                    conn.execute("SELECT set_config('lock_timeout', %s, true)", (text,))
+                    return int(conn.execute("SELECT setting FROM pg_settings WHERE name = 'lock_timeout'")
                                .fetchone()[0])
             except psycopg.errors.DataError:
                 return None
