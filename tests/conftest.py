@@ -310,13 +310,9 @@ class App:
     user_table: str
     user_row: str
     seed_fn: Callable
-    schema_fn: Callable          # url -> its schema before migration 1, no rows
+    load_schema: Callable        # url -> its schema before migration 1, no rows (a plain database
+                                 # to replay Prisma's migrations on, a decoy schema)
     expected: Callable
-
-    def load_schema(self, url: str) -> None:
-        """The app's schema as it is before migration 1, no rows (a plain database to replay
-        Prisma's migrations on, a decoy schema)."""
-        self.schema_fn(url)
 
     def seed(self, url: str, **options) -> str:
         """The app's schema and seed on the (empty) database at url; url, remembered as this app's."""
@@ -351,7 +347,7 @@ DATAHUB = App(
     per_big_row={"metric_days": 48},
     user_table="ChatMessage",
     user_row="""INSERT INTO "ChatMessage" (id, "userId", role, content) VALUES (%(id)s, %(user)s, 'user', 'hi')""",
-    seed_fn=_seed_datahub, schema_fn=demo.load_schema, expected=_datahub_expected)
+    seed_fn=_seed_datahub, load_schema=demo.load_schema, expected=_datahub_expected)
 
 PROJECTS = App(
     name="projects", title="projects", spec=PROJECTS_SPEC,
@@ -368,7 +364,7 @@ PROJECTS = App(
     user_row="""INSERT INTO "Label" (id, name, color, "createdById", "updatedAt")
                 VALUES (%(id)s, 'late ' || %(id)s, '#777777', %(user)s, now())""",
     seed_fn=lambda url, **options: seed_projects(url, **{**PROJECTS_SMALL, **options}),
-    schema_fn=load_projects_schema,
+    load_schema=load_projects_schema,
     expected=_projects_expected)
 
 APPS = {a.name: a for a in (DATAHUB, PROJECTS)}
