@@ -45,10 +45,7 @@ WHEN_MISSED = {  # what a miss means and what would close it (shown only for a m
         "At 1M rows the table stays in memory and a batch is short, so a batch's fixed costs (see Reading "
         "these figures) weigh more than at 10M; and on a shared 2-CPU machine one run of either varies by "
         "10 to 20 % from the next (the runs listed under the 1- and 2-worker table; `--repeat 3` keeps the "
-        "median of each, see Limits of these numbers). The generic code's batch statement is the "
-        "hand-written one's, aliases apart: run by turns on one seed, the last Data Hub-only commit "
-        "(37b9dc5) made 63,402 to 86,303 rows/s (median 70,823) and this one 64,898 to 73,165 (median "
-        "67,291; 5 runs each, issue 12's note). " + _CLOSING,
+        "median of each, see Limits of these numbers). " + _CLOSING,
     "backfill_2_workers_vs_single_update":
         "Two workers go faster only while each has a CPU of its own: on a 2-CPU machine the two server "
         "backends share them with the benchmark's client, the WAL writer, the checkpointer and "
