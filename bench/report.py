@@ -34,7 +34,9 @@ _BATCH_COSTS = (
     "grows with the Connection table: about 3 ms of a 120 ms batch at 10M rows). The per-row "
     "foreign-key check, almost half of a batch, the single UPDATE pays too. Each commit hands dead row "
     "versions to autovacuum, which then works beside the batches (the single UPDATE's are vacuumed "
-    "after it, outside its time): most of the extra WAL at 10M rows (see Reading these figures). "
+    "after it, outside its time): most of the extra WAL at 10M rows (see Reading these figures); and "
+    "the next batches' index entries delete the dead ones they meet on full leaf pages (B-tree "
+    "bottom-up deletion: see What a commit costs, in Reading these figures). "
     "Holding autovacuum off the table made the batches slower, not faster (measured by hand). ")
 _CLOSING = ("Closing it: backfill_workers 2 where a CPU is free (one UPDATE cannot use a second core), "
             "batch_pause_ms 0. (Looking up only a batch's own connections does not help: a batch's rows "
@@ -42,10 +44,14 @@ _CLOSING = ("Closing it: backfill_workers 2 where a CPU is free (one UPDATE cann
 WHEN_MISSED = {  # what a miss means and what would close it (shown only for a missed target)
     "backfill_vs_single_update": _BATCH_COSTS + _CLOSING,
     "backfill_vs_single_update_1m":
-        "At 1M rows the table stays in memory and a batch is short, so a batch's fixed costs (see Reading "
-        "these figures) weigh more than at 10M; and on a shared 2-CPU machine one run of either varies by "
-        "10 to 20 % from the next (the runs listed under the 1- and 2-worker table; `--repeat 3` keeps the "
-        "median of each, see Limits of these numbers). " + _CLOSING,
+        "At 1M rows the table stays in memory and the work per row is cheap, so what each commit adds "
+        "weighs more than at 10M: after a commit, the batches' new index entries find the earlier "
+        "batches' dead ones on full leaf pages and delete them there and then (B-tree bottom-up "
+        "deletion), work the single UPDATE leaves to VACUUM after it (see What a commit costs, in "
+        "Reading these figures). Fewer, longer batches close it (a larger target_batch_ms), at the "
+        "price of holding each batch's row locks longer; the runbook keeps its batches short. On a "
+        "shared 2-CPU machine one run of either also varies by 10 to 20 % from the next (the runs "
+        "listed under the 1- and 2-worker table; `--repeat N` keeps the median of each). " + _CLOSING,
     "backfill_2_workers_vs_single_update":
         "Two workers go faster only while each has a CPU of its own: on a 2-CPU machine the two server "
         "backends share them with the benchmark's client, the WAL writer, the checkpointer and "
@@ -63,8 +69,13 @@ WHEN_MISSED = {  # what a miss means and what would close it (shown only for a m
         "(a checkpoint), not a batch grown too large; a lower target_batch_ms (80 ms, by hand at 3M rows) "
         "did not remove them. Closing it: a larger max_wal_size, so checkpoints are rarer during the "
         "backfill (a server setting, not the runbook's), or bounding each batch by its statement timeout "
-        "(a stalled batch is then cancelled and retried smaller: its work is lost); the 2-worker run "
-        "does that since the figures with max_try_ms (batch_statement_timeout 200ms).",
+        "(a stalled batch is then cancelled and retried smaller: its work is lost); the benchmark's "
+        "batched runs do that since the figures with max_try_ms (batch_statement_timeout 200ms). A cancelled try "
+        "is timed by the client, from sending the statement to its ROLLBACK done: beyond the statement "
+        "timeout it counts the time the server takes to notice the cancel and the client's own wake-up, "
+        "which on a small machine that also runs the replica (replaying every batch) can be tens of ms; "
+        "the row locks are released when the statement ends, before the ROLLBACK. Closing that part: "
+        "a batch_statement_timeout further below 250 ms, at the price of more cancelled work.",
     "writer_max_wait_ms_enforce":
         "Every exclusive lock of the enforcement is held for milliseconds, so a long wait means a "
         "writer queued behind a DDL statement that itself waited (lock_timeout bounds that wait). "
