@@ -34,7 +34,7 @@ PLAN_WORDS = {   # a step as the dry run names it, by its statement ({}: the obj
     "add_workspace_columns/add_foreign_key": "add foreign key {} NOT VALID",
     "common/validate_constraint": "validate foreign key {}",
 }
-TYPE = re.compile(r"(text|uuid|integer|bigint|varchar\([1-9][0-9]*\))")   # as spec.schema.json allows
+TYPE = re.compile(r"(text|varchar\([1-9][0-9]*\))")   # as spec.schema.json allows
 ACTIONS = {"CASCADE", "RESTRICT", "NO ACTION"}
 
 

@@ -24,7 +24,7 @@ UNPLACED = {"default_else_owner": "preflight/unplaced_default_else_owner", "sql"
 SQL = checks.SQL + ("preflight/server", "add_workspace_columns/detect", "preflight/privileges",
                     "preflight/collisions", "common/user_workspace", "common/user_workspace_sql",
                     "preflight/unplaceable_users", "preflight/unplaceable_count", "preflight/owned_users",
-                    "preflight/user_emails", "preflight/rule_duplicates") \
+                    "preflight/user_emails", "preflight/rule_duplicates", "preflight/key_types") \
     + tuple(UNPLACED.values()) + tuple(PROJECTED.values()) + tuple(OWNED.values())
 
 
@@ -79,6 +79,42 @@ def tables(conn: psycopg.Connection) -> pd.DataFrame:
 
 def missing_tables(table_frame: pd.DataFrame) -> list[str]:
     return table_frame.loc[~table_frame["present"], "table"].tolist()
+
+
+def key_types(conn: psycopg.Connection) -> pd.DataFrame:
+    """Every column whose values the run handles as text (sql/preflight/key_types.sql): table,
+    column, what it is to the run, its type in the database and whether the runbook supports it
+    (text or varchar)."""
+    s = spec.active()
+    wanted = [(s.tenant.table, s.tenant.key, "the tenant key")]
+    if s.user_rule.kind != "sql":     # a rule of kind sql: its file's columns are its author's
+        n = s.rule_identifiers()
+        wanted += [(n["users"], n["user_key"], "the user key"),
+                   (n["users"], n["default_tenant"], "the user's default tenant"),
+                   (n["members"], n["member_user"], "the membership's user"),
+                   (n["members"], n["member_tenant"], "the membership's tenant")]
+    for t in s.tables:
+        wanted.append((t.name, t.key, "its key"))
+        if t.uses_user:
+            wanted.append((t.name, t.user_column, "its user"))
+        if t.uses_parent:
+            wanted.append((t.name, t.parent_column, f"its parent in {t.parent_table}"))
+        wanted.append((t.name, s.tenant.name, "the tenant column"))
+    tables, columns, whats = (list(x) for x in zip(*wanted))
+    return db.frame(conn, "preflight/key_types", {"tables": tables, "columns": columns, "whats": whats})
+
+
+def unsupported_types(type_frame: pd.DataFrame) -> str:
+    """The refusal for columns of a type the runbook does not handle yet ('' when there is none)."""
+    bad = type_frame[~type_frame["supported"].astype(bool)]
+    if bad.empty:
+        return ""
+    found = "; ".join(f"{r.table}.{r.column} ({r.what}) is {r.type}" for r in bad.itertuples())
+    return (f"Keys of a type the runbook does not handle yet: {found}. Today it handles keys, user "
+            "and tenant ids of type text or varchar (Prisma's String ids): the guard's function, the "
+            "second pass by key and the quarantine compare them with text values, which fails for a "
+            "uuid or integer column partway through the run, or in the application's own writes "
+            "through the guard (docs/spec.md, Limits today). Nothing was changed.")
 
 
 def privileges(conn: psycopg.Connection, on_collision: str = "fail",
